@@ -1,0 +1,1 @@
+//! Per-device encryption (placeholder; being written).
