@@ -2,6 +2,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod routing;
 
 /// Messages and client stubs generated from `proto/agent.proto`.
 #[allow(missing_docs, clippy::all)]
