@@ -174,6 +174,13 @@ impl Error {
         }
     }
 
+    /// Records the gRPC status code this error stands for (for synthesised statuses such as a
+    /// local deadline), which also makes transience follow the gRPC code.
+    pub fn with_grpc_code(mut self, code: tonic::Code) -> Error {
+        self.grpc_code = Some(code);
+        self
+    }
+
     /// Attaches per-device delivery results (used by [`ErrorCode::NoDecisionId`]).
     pub fn with_deliveries(mut self, deliveries: Vec<DeviceDelivery>) -> Error {
         self.deliveries = deliveries;
@@ -222,7 +229,13 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.code.as_u32(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.code.as_u32(),
+            self.message
+        )
     }
 }
 
