@@ -347,7 +347,8 @@ mod tests {
     #[test]
     fn each_invalid_field_is_named() {
         let base = ClientConfig::new("relay.example", "tok");
-        let cases: Vec<(&str, Box<dyn Fn(&mut ClientConfig)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut ClientConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("app_token", Box::new(|c| c.app_token.clear())),
             ("app_token", Box::new(|c| c.app_token = "a b".into())),
             ("app_token", Box::new(|c| c.app_token = "a\r\nx: y".into())),

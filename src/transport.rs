@@ -122,12 +122,15 @@ impl Transport {
                     );
                     return Ok(response.into_inner());
                 }
+                // tonic enforces the `grpc-timeout` we send by failing the call with CANCELLED
+                // ("Timeout expired"); that is our deadline passing, not a cancellation.
+                Ok(Err(status))
+                    if status.code() == tonic::Code::Cancelled && started.elapsed() >= timeout =>
+                {
+                    deadline_exceeded(method, timeout)
+                }
                 Ok(Err(status)) => Error::from_status(method, &status),
-                Err(_elapsed) => Error::new(
-                    ErrorCode::DeadlineExceeded,
-                    format!("{method}: no answer within the request timeout of {timeout:?}"),
-                )
-                .with_grpc_code(tonic::Code::DeadlineExceeded),
+                Err(_elapsed) => deadline_exceeded(method, timeout),
             };
             let retry = error.is_transient() && attempt_number < max_attempts;
             tracing::info!(
@@ -149,4 +152,12 @@ impl Transport {
             }
         }
     }
+}
+
+fn deadline_exceeded(method: &str, timeout: Duration) -> Error {
+    Error::new(
+        ErrorCode::DeadlineExceeded,
+        format!("{method}: no answer within the request timeout of {timeout:?}"),
+    )
+    .with_grpc_code(tonic::Code::DeadlineExceeded)
 }
