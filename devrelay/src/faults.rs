@@ -1,0 +1,167 @@
+//! Fault injection: deterministic random faults from a seed, and scripted failures.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::config::{FailWhen, FaultConfig};
+
+/// What to do to one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct FaultAction {
+    pub latency: Duration,
+    pub stall: bool,
+    pub fail_before: bool,
+    pub fail_after: bool,
+}
+
+/// SplitMix64: small, fast and deterministic; plenty for drawing faults.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The fault state of a relay (kept under a mutex).
+#[derive(Debug)]
+pub(crate) struct Faults {
+    config: FaultConfig,
+    rng: SplitMix64,
+    scripted: Vec<(String, VecDeque<FailWhen>)>,
+}
+
+/// Normalises a method name: `/noxy.agent.AgentService/RouteDecision` → `RouteDecision`.
+pub(crate) fn short_method(method: &str) -> &str {
+    method.rsplit('/').next().unwrap_or(method)
+}
+
+impl Faults {
+    pub fn new(config: FaultConfig) -> Self {
+        Faults {
+            rng: SplitMix64(config.seed),
+            config,
+            scripted: Vec::new(),
+        }
+    }
+
+    /// Replaces the random fault configuration (and reseeds). Scripted failures stay.
+    pub fn set(&mut self, config: FaultConfig) {
+        self.rng = SplitMix64(config.seed);
+        self.config = config;
+    }
+
+    /// Scripts the next `count` calls of `method` to fail.
+    pub fn fail_next(&mut self, method: &str, count: u32, when: FailWhen) {
+        let method = short_method(method).to_string();
+        let queue = match self.scripted.iter_mut().find(|(m, _)| *m == method) {
+            Some((_, q)) => q,
+            None => {
+                self.scripted.push((method, VecDeque::new()));
+                match self.scripted.last_mut() {
+                    Some((_, q)) => q,
+                    None => return,
+                }
+            }
+        };
+        queue.extend(std::iter::repeat_n(when, count as usize));
+    }
+
+    /// Decides the fate of one call of `method`.
+    pub fn decide(&mut self, method: &str) -> FaultAction {
+        let method = short_method(method);
+        if let Some((_, q)) = self.scripted.iter_mut().find(|(m, _)| m == method) {
+            if let Some(when) = q.pop_front() {
+                return FaultAction {
+                    fail_before: when == FailWhen::BeforeActing,
+                    fail_after: when == FailWhen::AfterActing,
+                    ..FaultAction::default()
+                };
+            }
+        }
+        let c = &self.config;
+        if c.is_off() {
+            return FaultAction::default();
+        }
+        if let Some(methods) = &c.methods {
+            if !methods.iter().any(|m| short_method(m) == method) {
+                return FaultAction::default();
+            }
+        }
+        let (stall_f, before_f, after_f, latency) = (
+            c.stall_fraction,
+            c.unavailable_before_fraction,
+            c.unavailable_after_fraction,
+            c.latency,
+        );
+        // Always draw the three numbers so that the sequence depends on the call count only.
+        let (a, b, d) = (
+            self.rng.next_f64(),
+            self.rng.next_f64(),
+            self.rng.next_f64(),
+        );
+        let stall = a < stall_f;
+        let fail_before = !stall && b < before_f;
+        let fail_after = !stall && !fail_before && d < after_f;
+        FaultAction {
+            latency,
+            stall,
+            fail_before,
+            fail_after,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripted_failures_come_first_and_run_out() {
+        let mut f = Faults::new(FaultConfig::default());
+        f.fail_next(
+            "/noxy.agent.AgentService/RouteDecision",
+            2,
+            FailWhen::AfterActing,
+        );
+        assert!(f.decide("GetQuota") == FaultAction::default());
+        assert!(f.decide("RouteDecision").fail_after);
+        assert!(f.decide("RouteDecision").fail_after);
+        assert_eq!(f.decide("RouteDecision"), FaultAction::default());
+    }
+
+    #[test]
+    fn random_faults_are_deterministic() {
+        let cfg = FaultConfig {
+            seed: 42,
+            unavailable_before_fraction: 0.3,
+            unavailable_after_fraction: 0.3,
+            methods: Some(vec!["RouteDecision".into()]),
+            ..FaultConfig::default()
+        };
+        let run = |cfg: &FaultConfig| {
+            let mut f = Faults::new(cfg.clone());
+            (0..200)
+                .map(|_| f.decide("RouteDecision"))
+                .collect::<Vec<_>>()
+        };
+        let a = run(&cfg);
+        assert_eq!(a, run(&cfg));
+        let before = a.iter().filter(|x| x.fail_before).count();
+        let after = a.iter().filter(|x| x.fail_after).count();
+        assert!((30..90).contains(&before), "{before}");
+        assert!((20..80).contains(&after), "{after}");
+        let mut f = Faults::new(cfg);
+        assert_eq!(f.decide("GetQuota"), FaultAction::default());
+    }
+}

@@ -1,0 +1,193 @@
+//! The gRPC service `noxy.agent.AgentService`: authentication, fault injection, then the
+//! relay's semantics.
+
+use std::sync::Arc;
+
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::config::AppStatus;
+use crate::proto::agent_service_server::AgentService;
+use crate::proto::{
+    DeliveryOutcome, GetDecisionOutcomeRequest, GetDecisionOutcomeResponse,
+    GetIdentityDevicesRequest, GetIdentityDevicesResponse, GetQuotaRequest, GetQuotaResponse,
+    IdentityDevice, QuotaStatus, RouteDecisionRequest,
+};
+use crate::state::{Outcome, Relay};
+
+/// The service implementation handed to tonic.
+pub(crate) struct RelayService {
+    pub relay: Arc<Relay>,
+}
+
+/// Extracts the token of `authorization: Bearer <token>`.
+fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
+    let value = metadata.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+impl RelayService {
+    /// Runs one call: faults before, authentication, the handler, faults after, logging.
+    async fn call<Req, Resp>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+        handler: impl FnOnce(&Arc<Relay>, usize, Req) -> Result<Resp, Status>,
+    ) -> Result<Response<Resp>, Status> {
+        if method == "RouteDecision" {
+            self.relay.count_route_call();
+        }
+        let action = {
+            let mut faults = self
+                .relay
+                .faults
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            faults.decide(method)
+        };
+        if !action.latency.is_zero() {
+            tokio::select! {
+                _ = self.relay.cancel.cancelled() => return Err(Status::unavailable("relay shutting down")),
+                _ = tokio::time::sleep(action.latency) => {}
+            }
+        }
+        if action.stall {
+            tracing::info!(method, "fault injection: stalling call");
+            self.relay.cancel.cancelled().await;
+            return Err(Status::unavailable("relay shutting down"));
+        }
+        if action.fail_before {
+            tracing::info!(method, "fault injection: UNAVAILABLE before acting");
+            return Err(Status::unavailable("injected fault (before acting)"));
+        }
+        let Some(app) = bearer_token(request.metadata()).and_then(|t| self.relay.authenticate(t))
+        else {
+            tracing::info!(method, code = ?tonic::Code::Unauthenticated, "call refused");
+            return Err(Status::unauthenticated(
+                "missing or unknown bearer token (authorization: Bearer <token>)",
+            ));
+        };
+        let app_name = self.relay.app_name(app);
+        let result = handler(&self.relay, app, request.into_inner());
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(s) => s.code(),
+        };
+        if action.fail_after && result.is_ok() {
+            tracing::info!(method, app = %app_name, "fault injection: UNAVAILABLE after acting");
+            return Err(Status::unavailable("injected fault (after acting)"));
+        }
+        tracing::info!(method, app = %app_name, ?code, "call");
+        result.map(Response::new)
+    }
+}
+
+#[tonic::async_trait]
+impl AgentService for RelayService {
+    async fn route_decision(
+        &self,
+        request: Request<RouteDecisionRequest>,
+    ) -> Result<Response<DeliveryOutcome>, Status> {
+        self.call("RouteDecision", request, |relay, app, req| {
+            let request_id = req.request_id.clone();
+            let (status, decision_id) = relay.route(app, req).map_err(Status::invalid_argument)?;
+            tracing::info!(?status, "RouteDecision outcome");
+            Ok(DeliveryOutcome {
+                status: status as i32,
+                request_id,
+                decision_id,
+            })
+        })
+        .await
+    }
+
+    async fn get_decision_outcome(
+        &self,
+        request: Request<GetDecisionOutcomeRequest>,
+    ) -> Result<Response<GetDecisionOutcomeResponse>, Status> {
+        self.call("GetDecisionOutcome", request, |relay, app, req| {
+            if req.decision_id.is_empty() {
+                return Err(Status::invalid_argument("decision_id must not be empty"));
+            }
+            let outcome = relay
+                .outcome(app, &req.decision_id, &req.identity_id)
+                .ok_or_else(|| {
+                    Status::not_found("no such decision for this identity in this app")
+                })?;
+            Ok(GetDecisionOutcomeResponse {
+                request_id: req.request_id,
+                pending: outcome == Outcome::Pending,
+                outcome: outcome.to_proto() as i32,
+            })
+        })
+        .await
+    }
+
+    async fn get_quota(
+        &self,
+        request: Request<GetQuotaRequest>,
+    ) -> Result<Response<GetQuotaResponse>, Status> {
+        self.call("GetQuota", request, |relay, app, req| {
+            let (app_name, total, remaining, status) = relay
+                .quota(app)
+                .ok_or_else(|| Status::internal("app vanished"))?;
+            Ok(GetQuotaResponse {
+                request_id: req.request_id,
+                app_name,
+                quota_total: total,
+                quota_remaining: remaining,
+                status: match status {
+                    AppStatus::Active => QuotaStatus::QuotaActive,
+                    AppStatus::Suspended => QuotaStatus::QuotaSuspended,
+                } as i32,
+            })
+        })
+        .await
+    }
+
+    async fn get_identity_devices(
+        &self,
+        request: Request<GetIdentityDevicesRequest>,
+    ) -> Result<Response<GetIdentityDevicesResponse>, Status> {
+        self.call("GetIdentityDevices", request, |relay, app, req| {
+            let devices = relay
+                .identity_devices(app, &req.identity_id)
+                .into_iter()
+                .map(|d| IdentityDevice {
+                    device_id: d.device_id,
+                    public_key: d.public_key,
+                    pq_public_key: d.pq_public_key,
+                })
+                .collect();
+            Ok(GetIdentityDevicesResponse {
+                request_id: req.request_id,
+                devices,
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_tokens() {
+        let mut m = MetadataMap::new();
+        assert_eq!(bearer_token(&m), None);
+        m.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&m), Some("abc"));
+        m.insert("authorization", "bearer  abc ".parse().unwrap());
+        assert_eq!(bearer_token(&m), Some("abc"));
+        m.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&m), None);
+        m.insert("authorization", "Bearer ".parse().unwrap());
+        assert_eq!(bearer_token(&m), None);
+    }
+}

@@ -1,0 +1,788 @@
+//! The relay's own semantics, through a real gRPC client over TLS.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use noxy_devrelay::proto::{
+    DecisionOutcome, DeliveryStatus, GetIdentityDevicesRequest, GetQuotaRequest, QuotaStatus,
+    RouteDecisionRequest,
+};
+use noxy_devrelay::{AppConfig, AppStatus, DevicePolicy, FailWhen, FaultConfig};
+use tonic::Code;
+
+const TOKEN: &str = "token-a";
+const APP: &str = "app-a";
+
+fn app(identity: &str, devices: Vec<DevicePolicy>) -> AppConfig {
+    AppConfig::new(TOKEN, APP, 100).with_identity(identity, devices)
+}
+
+/// Routes PAYLOAD to the first device of `identity`: (device id, outcome).
+async fn route_first(
+    relay: &noxy_devrelay::DevRelay,
+    c: &mut Grpc,
+    identity: &str,
+    request_id: &str,
+    decision_id: &str,
+    ttl: u32,
+) -> (String, noxy_devrelay::proto::DeliveryOutcome) {
+    let device = relay.device_ids(APP, identity)[0].clone();
+    let key = device_key(c, TOKEN, identity, &device).await;
+    let out = route(
+        c,
+        TOKEN,
+        route_request(&key, &device, request_id, decision_id, ttl, PAYLOAD),
+    )
+    .await
+    .expect("RouteDecision");
+    (device, out)
+}
+
+#[tokio::test]
+async fn approve_device_approves_after_decrypting() {
+    let relay = start(vec![app("alice", vec![DevicePolicy::Approve])]).await;
+    let mut c = client(&relay).await;
+
+    let devices = c
+        .get_identity_devices(authed(
+            TOKEN,
+            GetIdentityDevicesRequest {
+                request_id: "r0".into(),
+                identity_id: "alice".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(devices.request_id, "r0");
+    assert_eq!(devices.devices.len(), 1);
+    assert_eq!(devices.devices[0].pq_public_key.len(), 1184);
+    assert_eq!(devices.devices[0].public_key.len(), 32);
+    assert_eq!(
+        relay.device_ids(APP, "alice"),
+        vec![devices.devices[0].device_id.clone()]
+    );
+
+    let (device, out) = route_first(&relay, &mut c, "alice", "req-1", "dec-1", 60).await;
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    assert_eq!(out.request_id, "req-1");
+    assert_eq!(out.decision_id, "dec-1");
+
+    let r = wait_terminal(&mut c, TOKEN, "dec-1", "alice").await;
+    assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
+    assert_eq!(r.request_id, "poll");
+
+    let snap = relay.inspect();
+    assert_eq!(snap.decrypt_failures, 0);
+    assert_eq!(snap.decrypted.len(), 1);
+    assert_eq!(snap.decrypted[0].device_id, device);
+    assert_eq!(snap.decrypted[0].plaintext_sha256_hex.len(), 64);
+    assert_eq!(
+        snap.decisions[0].answered_by.as_deref(),
+        Some(device.as_str())
+    );
+    assert_eq!(snap.decisions[0].outcome, "APPROVED");
+    assert_eq!(
+        relay.wait_for_outcome(APP, "dec-1", WAIT).await.as_deref(),
+        Some("APPROVED")
+    );
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn reject_device_rejects_and_empty_decision_id_is_generated() {
+    let relay = start(vec![app("bob", vec![DevicePolicy::Reject])]).await;
+    let mut c = client(&relay).await;
+    let (_, out) = route_first(&relay, &mut c, "bob", "req-1", "", 60).await;
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    assert_eq!(
+        out.decision_id.len(),
+        36,
+        "a UUID was generated: {}",
+        out.decision_id
+    );
+    let r = wait_terminal(&mut c, TOKEN, &out.decision_id, "bob").await;
+    assert_eq!(r.outcome, DecisionOutcome::Rejected as i32);
+    assert!(!r.pending);
+}
+
+#[tokio::test]
+async fn repeated_request_id_returns_first_answer_without_delivering_or_charging_twice() {
+    let relay = start(vec![app(
+        "carol",
+        vec![DevicePolicy::Ignore, DevicePolicy::Ignore],
+    )])
+    .await;
+    let mut c = client(&relay).await;
+    let ids = relay.device_ids(APP, "carol");
+    let key0 = device_key(&mut c, TOKEN, "carol", &ids[0]).await;
+    let key1 = device_key(&mut c, TOKEN, "carol", &ids[1]).await;
+
+    let req = route_request(&key0, &ids[0], "req-same", "", 60, PAYLOAD);
+    let first = route(&mut c, TOKEN, req.clone()).await.unwrap();
+    let second = route(&mut c, TOKEN, req).await.unwrap();
+    assert_eq!(
+        first, second,
+        "same request id, same answer (incl. generated decision id)"
+    );
+    // Even a different payload under the same request id changes nothing.
+    let third = route(
+        &mut c,
+        TOKEN,
+        route_request(&key0, &ids[0], "req-same", "other-decision", 60, PAYLOAD),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first, third);
+
+    // The second device of the same decision: new request id, same decision, no new charge.
+    let other = route(
+        &mut c,
+        TOKEN,
+        route_request(&key1, &ids[1], "req-other", &first.decision_id, 60, PAYLOAD),
+    )
+    .await
+    .unwrap();
+    assert_eq!(other.decision_id, first.decision_id);
+    assert_eq!(other.status, DeliveryStatus::Delivered as i32);
+
+    let snap = relay.inspect();
+    assert_eq!(snap.route_calls, 4);
+    assert_eq!(snap.deliveries.len(), 2);
+    assert!(snap.deliveries.iter().all(|d| d.count == 1));
+    assert_eq!(snap.decisions.len(), 1);
+    assert_eq!(snap.quota_remaining[APP], 99);
+    let q = c
+        .get_quota(authed(
+            TOKEN,
+            GetQuotaRequest {
+                request_id: "q".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((q.quota_total, q.quota_remaining), (100, 99));
+    assert_eq!(q.app_name, APP);
+    assert_eq!(q.status, QuotaStatus::QuotaActive as i32);
+}
+
+#[tokio::test]
+async fn unanswered_decision_expires_at_its_ttl() {
+    let relay = start(vec![app("dave", vec![DevicePolicy::Ignore])]).await;
+    let mut c = client(&relay).await;
+    let started = Instant::now();
+    let (_, out) = route_first(&relay, &mut c, "dave", "req-1", "dec-exp", 1).await;
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    let r = outcome(&mut c, TOKEN, "dec-exp", "dave").await.unwrap();
+    assert!(r.pending);
+    assert_eq!(r.outcome, DecisionOutcome::Pending as i32);
+    let r = wait_terminal(&mut c, TOKEN, "dec-exp", "dave").await;
+    assert_eq!(r.outcome, DecisionOutcome::Expired as i32);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // The ignoring device did decrypt it.
+    assert_eq!(relay.inspect().decrypted.len(), 1);
+}
+
+#[tokio::test]
+async fn apps_are_isolated() {
+    let relay = start(vec![
+        AppConfig::new("token-a", "app-a", 10).with_identity("alice", vec![DevicePolicy::Ignore]),
+        AppConfig::new("token-b", "app-b", 10)
+            .with_identity("alice", vec![DevicePolicy::Ignore])
+            .with_identity("bob", vec![DevicePolicy::Ignore]),
+    ])
+    .await;
+    let mut c = client(&relay).await;
+    let a_device = relay.device_ids("app-a", "alice")[0].clone();
+    let key = device_key(&mut c, "token-a", "alice", &a_device).await;
+    let out = route(
+        &mut c,
+        "token-a",
+        route_request(&key, &a_device, "r1", "dec-a", 60, PAYLOAD),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+
+    // B cannot see A's decision, not even for the same identity id.
+    let err = outcome(&mut c, "token-b", "dec-a", "alice")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // Within A, the identity must match.
+    let err = outcome(&mut c, "token-a", "dec-a", "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(
+        outcome(&mut c, "token-a", "dec-a", "alice")
+            .await
+            .unwrap()
+            .pending
+    );
+
+    // B's "alice" is a different identity with its own devices.
+    let b_alice = c
+        .get_identity_devices(authed(
+            "token-b",
+            GetIdentityDevicesRequest {
+                request_id: "x".into(),
+                identity_id: "alice".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .devices;
+    assert_eq!(b_alice.len(), 1);
+    assert_ne!(b_alice[0].device_id, a_device);
+    // A does not see B's identity at all.
+    let a_bob = c
+        .get_identity_devices(authed(
+            "token-a",
+            GetIdentityDevicesRequest {
+                request_id: "x".into(),
+                identity_id: "bob".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .devices;
+    assert!(a_bob.is_empty());
+
+    // B cannot route to A's device, and its request ids are its own.
+    let out = route(
+        &mut c,
+        "token-b",
+        route_request(&key, &a_device, "r1", "dec-b", 60, PAYLOAD),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, DeliveryStatus::NoDevices as i32);
+    let snap = relay.inspect();
+    assert_eq!(snap.quota_remaining["app-a"], 9);
+    assert_eq!(
+        snap.quota_remaining["app-b"], 10,
+        "NO_DEVICES is not charged"
+    );
+    assert_eq!(snap.deliveries.len(), 1);
+}
+
+#[tokio::test]
+async fn quota_exhaustion_and_suspension_reject() {
+    let relay = start(vec![
+        AppConfig::new(TOKEN, APP, 1).with_identity("erin", vec![DevicePolicy::Ignore]),
+        AppConfig::new("token-s", "app-s", 10)
+            .with_status(AppStatus::Suspended)
+            .with_identity("sam", vec![DevicePolicy::Approve]),
+    ])
+    .await;
+    let mut c = client(&relay).await;
+    let (_, first) = route_first(&relay, &mut c, "erin", "r1", "d1", 60).await;
+    assert_eq!(first.status, DeliveryStatus::Delivered as i32);
+    let (_, second) = route_first(&relay, &mut c, "erin", "r2", "d2", 60).await;
+    assert_eq!(second.status, DeliveryStatus::Rejected as i32);
+    assert_eq!(second.decision_id, "d2");
+    assert_eq!(
+        outcome(&mut c, TOKEN, "d2", "erin")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let q = c
+        .get_quota(authed(
+            TOKEN,
+            GetQuotaRequest {
+                request_id: "q".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((q.quota_total, q.quota_remaining), (1, 0));
+
+    // Suspended app.
+    let sam = relay.device_ids("app-s", "sam")[0].clone();
+    let key = device_key(&mut c, "token-s", "sam", &sam).await;
+    let out = route(
+        &mut c,
+        "token-s",
+        route_request(&key, &sam, "r1", "ds", 60, PAYLOAD),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, DeliveryStatus::Rejected as i32);
+    let q = c
+        .get_quota(authed(
+            "token-s",
+            GetQuotaRequest {
+                request_id: "q".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(q.status, QuotaStatus::QuotaSuspended as i32);
+    assert_eq!(q.quota_remaining, 10);
+
+    // Reactivated at run time, a new request goes through; the rejected request id keeps its
+    // first answer.
+    assert!(relay.set_app_status("app-s", AppStatus::Active));
+    let out = route(
+        &mut c,
+        "token-s",
+        route_request(&key, &sam, "r2", "ds", 60, PAYLOAD),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    let out = route(
+        &mut c,
+        "token-s",
+        route_request(&key, &sam, "r1", "ds", 60, PAYLOAD),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, DeliveryStatus::Rejected as i32);
+    let r = wait_terminal(&mut c, "token-s", "ds", "sam").await;
+    assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
+}
+
+#[tokio::test]
+async fn first_answer_wins() {
+    let relay = start(vec![app(
+        "fay",
+        vec![
+            DevicePolicy::RejectAfter(Duration::from_millis(200)),
+            DevicePolicy::Approve,
+        ],
+    )])
+    .await;
+    let mut c = client(&relay).await;
+    let ids = relay.device_ids(APP, "fay");
+    for (i, id) in ids.iter().enumerate() {
+        let key = device_key(&mut c, TOKEN, "fay", id).await;
+        let out = route(
+            &mut c,
+            TOKEN,
+            route_request(&key, id, &format!("r{i}"), "dec-faf", 60, PAYLOAD),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    }
+    let r = wait_terminal(&mut c, TOKEN, "dec-faf", "fay").await;
+    assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
+    // The slow rejecting device answers later; its answer is ignored.
+    assert!(relay.wait_for(WAIT, |i| i.late_answers == 1).await);
+    let r = outcome(&mut c, TOKEN, "dec-faf", "fay").await.unwrap();
+    assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
+    let snap = relay.inspect();
+    assert_eq!(
+        snap.decisions[0].answered_by.as_deref(),
+        Some(ids[1].as_str())
+    );
+    assert_eq!(snap.quota_remaining[APP], 99, "one decision, one charge");
+}
+
+#[tokio::test]
+async fn offline_device_queues_then_answers_when_online() {
+    let relay = start(vec![app(
+        "gus",
+        vec![DevicePolicy::Offline(Box::new(DevicePolicy::Approve))],
+    )])
+    .await;
+    let mut c = client(&relay).await;
+    let (device, out) = route_first(&relay, &mut c, "gus", "r1", "dec-off", 60).await;
+    assert_eq!(out.status, DeliveryStatus::Queued as i32);
+    assert!(
+        outcome(&mut c, TOKEN, "dec-off", "gus")
+            .await
+            .unwrap()
+            .pending
+    );
+    let snap = relay.inspect();
+    assert!(
+        snap.decrypted.is_empty(),
+        "an offline device has received nothing"
+    );
+    assert_eq!(snap.deliveries.len(), 1);
+
+    relay.set_device_online(&device, true);
+    let r = wait_terminal(&mut c, TOKEN, "dec-off", "gus").await;
+    assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
+    let snap = relay.inspect();
+    assert_eq!(snap.decrypted.len(), 1);
+    assert_eq!(snap.deliveries[0].count, 1);
+
+    // Online now: the next one is DELIVERED at once.
+    let (_, out) = route_first(&relay, &mut c, "gus", "r2", "dec-on", 60).await;
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+}
+
+#[tokio::test]
+async fn missing_or_unknown_token_is_unauthenticated() {
+    let relay = start(vec![app("hal", vec![DevicePolicy::Approve])]).await;
+    let mut c = client(&relay).await;
+    let err = c
+        .get_quota(tonic::Request::new(GetQuotaRequest {
+            request_id: "q".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = c
+        .get_quota(authed(
+            "wrong-token",
+            GetQuotaRequest {
+                request_id: "q".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let mut req = tonic::Request::new(GetQuotaRequest {
+        request_id: "q".into(),
+    });
+    req.metadata_mut()
+        .insert("authorization", TOKEN.parse().unwrap());
+    assert_eq!(
+        c.get_quota(req).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let err = c
+        .route_decision(authed("wrong-token", RouteDecisionRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = outcome(&mut c, "wrong-token", "d", "hal")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = c
+        .get_identity_devices(authed(
+            "wrong-token",
+            GetIdentityDevicesRequest {
+                request_id: "x".into(),
+                identity_id: "hal".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(relay.inspect().deliveries.is_empty());
+}
+
+#[tokio::test]
+async fn scripted_unavailable_before_and_after_acting() {
+    let relay = start(vec![app("ivy", vec![DevicePolicy::Ignore])]).await;
+    let mut c = client(&relay).await;
+    let device = relay.device_ids(APP, "ivy")[0].clone();
+    let key = device_key(&mut c, TOKEN, "ivy", &device).await;
+
+    // Before acting: nothing happens, the retry delivers once.
+    relay.fail_next("RouteDecision", 1, FailWhen::BeforeActing);
+    let req = route_request(&key, &device, "r-before", "d-before", 60, PAYLOAD);
+    let err = route(&mut c, TOKEN, req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(relay.inspect().deliveries.is_empty());
+    let out = route(&mut c, TOKEN, req).await.unwrap();
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+
+    // After acting: the relay delivered and charged, then failed; the retry with the same
+    // request id gets the stored answer and nothing is delivered twice.
+    relay.fail_next("RouteDecision", 2, FailWhen::AfterActing);
+    let req = route_request(&key, &device, "r-after", "", 60, PAYLOAD);
+    assert_eq!(
+        route(&mut c, TOKEN, req.clone()).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    assert_eq!(
+        route(&mut c, TOKEN, req.clone()).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    let out = route(&mut c, TOKEN, req).await.unwrap();
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    assert!(!out.decision_id.is_empty());
+
+    let snap = relay.inspect();
+    assert_eq!(snap.route_calls, 5);
+    let after: Vec<_> = snap
+        .deliveries
+        .iter()
+        .filter(|d| d.request_id == "r-after")
+        .collect();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].count, 1);
+    assert_eq!(after[0].decision_id, out.decision_id);
+    assert_eq!(snap.deliveries.len(), 2);
+    assert_eq!(snap.quota_remaining[APP], 98);
+
+    // Other methods are scripted independently.
+    relay.fail_next("GetQuota", 1, FailWhen::BeforeActing);
+    let err = c
+        .get_quota(authed(
+            TOKEN,
+            GetQuotaRequest {
+                request_id: "q".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(c
+        .get_quota(authed(
+            TOKEN,
+            GetQuotaRequest {
+                request_id: "q".into()
+            }
+        ))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn random_faults_are_deterministic_and_latency_and_stall_apply() {
+    let relay = start(vec![app("jon", vec![DevicePolicy::Approve])]).await;
+    let mut c = client(&relay).await;
+    let faults = FaultConfig {
+        seed: 7,
+        unavailable_before_fraction: 0.5,
+        methods: Some(vec!["GetQuota".into()]),
+        ..FaultConfig::default()
+    };
+    let pattern = |c: Grpc| async move {
+        let mut c = c;
+        let mut v = Vec::new();
+        for _ in 0..16 {
+            v.push(
+                c.get_quota(authed(
+                    TOKEN,
+                    GetQuotaRequest {
+                        request_id: "q".into(),
+                    },
+                ))
+                .await
+                .is_ok(),
+            );
+        }
+        v
+    };
+    relay.set_faults(faults.clone());
+    let a = pattern(c.clone()).await;
+    relay.set_faults(faults);
+    let b = pattern(c.clone()).await;
+    assert_eq!(a, b);
+    assert!(a.contains(&true) && a.contains(&false), "{a:?}");
+    // Methods outside the list are untouched.
+    for _ in 0..8 {
+        assert!(c
+            .get_identity_devices(authed(
+                TOKEN,
+                GetIdentityDevicesRequest {
+                    request_id: "x".into(),
+                    identity_id: "jon".into()
+                },
+            ))
+            .await
+            .is_ok());
+    }
+
+    relay.set_faults(FaultConfig {
+        latency: Duration::from_millis(150),
+        ..FaultConfig::default()
+    });
+    let t = Instant::now();
+    c.get_quota(authed(
+        TOKEN,
+        GetQuotaRequest {
+            request_id: "q".into(),
+        },
+    ))
+    .await
+    .unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(150));
+
+    relay.set_faults(FaultConfig {
+        stall_fraction: 1.0,
+        ..FaultConfig::default()
+    });
+    let mut req = authed(
+        TOKEN,
+        GetQuotaRequest {
+            request_id: "q".into(),
+        },
+    );
+    req.set_timeout(Duration::from_millis(200));
+    let res = tokio::time::timeout(Duration::from_secs(5), c.get_quota(req)).await;
+    match res {
+        Ok(Err(status)) => assert!(
+            matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{status:?}"
+        ),
+        other => panic!("a stalled call must end with the client's deadline: {other:?}"),
+    }
+    relay.set_faults(FaultConfig::default());
+    assert!(c
+        .get_quota(authed(
+            TOKEN,
+            GetQuotaRequest {
+                request_id: "q".into()
+            }
+        ))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn malformed_requests_are_invalid_argument() {
+    let relay = start(vec![app("kim", vec![DevicePolicy::Approve])]).await;
+    let mut c = client(&relay).await;
+    let device = relay.device_ids(APP, "kim")[0].clone();
+    let key = device_key(&mut c, TOKEN, "kim", &device).await;
+    let good = route_request(&key, &device, "r1", "d1", 60, PAYLOAD);
+    let cases = [
+        RouteDecisionRequest {
+            request_id: String::new(),
+            ..good.clone()
+        },
+        RouteDecisionRequest {
+            kyber_ct: vec![1; 1087],
+            ..good.clone()
+        },
+        RouteDecisionRequest {
+            kyber_ct: Vec::new(),
+            ..good.clone()
+        },
+        RouteDecisionRequest {
+            nonce: vec![0; 11],
+            ..good.clone()
+        },
+        RouteDecisionRequest {
+            ciphertext: vec![0; 15],
+            ..good.clone()
+        },
+        RouteDecisionRequest {
+            request_id: "x".repeat(1000),
+            ..good.clone()
+        },
+    ];
+    for bad in cases {
+        let err = route(&mut c, TOKEN, bad).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    }
+    let err = outcome(&mut c, TOKEN, "", "kim").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // An unknown or empty target device is NO_DEVICES, not an error.
+    let out = route(
+        &mut c,
+        TOKEN,
+        RouteDecisionRequest {
+            target_device_id: String::new(),
+            ..good.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, DeliveryStatus::NoDevices as i32);
+    let snap = relay.inspect();
+    assert!(snap.deliveries.is_empty());
+    assert_eq!(snap.quota_remaining[APP], 100);
+    assert_eq!(snap.route_calls, 7);
+    // A huge TTL is accepted (no overflow).
+    let out = route(
+        &mut c,
+        TOKEN,
+        RouteDecisionRequest {
+            request_id: "r-ttl".into(),
+            decision_id: "d-ttl".into(),
+            ttl_seconds: u32::MAX,
+            ..good.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    // The relay is still fine.
+    let out = route(
+        &mut c,
+        TOKEN,
+        RouteDecisionRequest {
+            request_id: "r2".into(),
+            ..good
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+}
+
+#[tokio::test]
+async fn undecryptable_decisions_are_counted_and_never_approved() {
+    let relay = start(vec![app("lee", vec![DevicePolicy::Approve])]).await;
+    let mut c = client(&relay).await;
+    let device = relay.device_ids(APP, "lee")[0].clone();
+    let key = device_key(&mut c, TOKEN, "lee", &device).await;
+
+    // Garbage of the right sizes.
+    let garbage = RouteDecisionRequest {
+        request_id: "r-garbage".into(),
+        ciphertext: vec![7; 64],
+        ttl_seconds: 60,
+        target_device_id: device.clone(),
+        kyber_ct: vec![3; 1088],
+        nonce: vec![9; 12],
+        decision_id: "d-garbage".into(),
+    };
+    assert_eq!(
+        route(&mut c, TOKEN, garbage).await.unwrap().status,
+        DeliveryStatus::Delivered as i32
+    );
+    // Correctly encrypted, but not a JSON object.
+    let array = route_request(&key, &device, "r-array", "d-array", 60, b"[1,2,3]");
+    assert_eq!(
+        route(&mut c, TOKEN, array).await.unwrap().status,
+        DeliveryStatus::Delivered as i32
+    );
+    // Encrypted for another key.
+    let (_, other_pk) = {
+        use ml_kem::kem::{Kem, KeyExport};
+        let (dk, ek) = ml_kem::MlKem768::generate_keypair();
+        (dk, ek.to_bytes().to_vec())
+    };
+    let wrong = route_request(&other_pk, &device, "r-wrong", "d-wrong", 60, PAYLOAD);
+    assert_eq!(
+        route(&mut c, TOKEN, wrong).await.unwrap().status,
+        DeliveryStatus::Delivered as i32
+    );
+
+    assert!(relay.wait_for(WAIT, |i| i.decrypt_failures == 3).await);
+    let snap = relay.inspect();
+    assert!(snap.decrypted.is_empty());
+    assert!(snap.decisions.iter().all(|d| d.outcome == "PENDING"));
+    let reasons: Vec<_> = snap
+        .decrypt_failure_details
+        .iter()
+        .map(|f| f.reason.as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"payload is JSON but not an object"),
+        "{reasons:?}"
+    );
+    for d in ["d-garbage", "d-array", "d-wrong"] {
+        assert!(outcome(&mut c, TOKEN, d, "lee").await.unwrap().pending);
+    }
+}
+
+#[test]
+fn handle_and_errors_are_thread_safe() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<noxy_devrelay::DevRelay>();
+    assert_send_sync::<noxy_devrelay::DevRelayError>();
+    assert_send_sync::<noxy_devrelay::Inspection>();
+}
