@@ -1,1 +1,0 @@
-//! Per-device encryption (placeholder; being written).
