@@ -10,14 +10,13 @@
 //!
 //! # What is wiped
 //! Wiped on every path (including errors): the KEM randomness and key-generation seeds we draw,
-//! our copies of the shared secret, the derived AES key, and the device's secret key when a
-//! [`device::DeviceKeyPair`] is dropped or a secret key is parsed for
+//! our copies of the shared secret, the derived AES key, the AES key schedule and the HMAC state
+//! of the HKDF (the `zeroize` features of `aes-gcm` and `sha2` are on), and the device's secret
+//! key when a [`device::DeviceKeyPair`] is dropped or a secret key is parsed for
 //! [`device::decrypt_with_secret_key`].
-//! Not wiped, because the crates give no access to them: copies that libcrux makes internally
+//! Not wiped, because the crate gives no access to them: copies that libcrux makes internally
 //! (it takes seeds and randomness by value and has no `zeroize`) and stack copies left by moving
-//! its results, the HMAC state inside the HKDF, and the AES key schedule inside the AES-GCM
-//! cipher (the `zeroize` features of `aes-gcm` and `sha2` would wipe those two; they are not
-//! enabled). The decrypted plaintext is returned in a plain `Vec`.
+//! its results. The decrypted plaintext is returned in a plain `Vec`.
 
 pub mod device;
 #[cfg(test)]
