@@ -46,7 +46,8 @@ pub fn is_terminal_outcome(state: &DecisionState) -> bool {
 /// How to wait for an outcome. The defaults are the relay SDKs': first pause 400 ms, ×1.6 after
 /// each poll, at most 30 s between polls, at most 15 minutes in total, no jitter.
 ///
-/// Explicit values are honoured as given (a `max_wait` of zero polls exactly once).
+/// Explicit values are honoured as given, never replaced by defaults (a `max_wait` of zero
+/// gives up at once).
 #[derive(Clone, Debug)]
 pub struct WaitOptions {
     /// The pause after the first poll. Longer than zero.
@@ -264,14 +265,22 @@ impl Client {
         wait_options: &WaitOptions,
     ) -> Result<DecisionResult> {
         wait_options.validate()?;
-        // One cancellation covers both phases: the send's token, else the wait's.
-        let caller = send_options
+        // Either token cancels either phase, so a host may set just one of them.
+        let send_token = send_options
             .cancel
             .as_ref()
             .or(wait_options.cancel.as_ref());
-        let cancel = self.cancel_for(caller);
+        let wait_token = wait_options
+            .cancel
+            .as_ref()
+            .or(send_options.cancel.as_ref());
         let sent = self
-            .send_with(identity_id, payload, send_options, &cancel)
+            .send_with(
+                identity_id,
+                payload,
+                send_options,
+                &self.cancel_for(send_token),
+            )
             .await?;
         let Some(decision_id) = sent.accepted_decision_id().map(str::to_owned) else {
             let summary = summarize(&sent);
@@ -282,7 +291,12 @@ impl Client {
             .with_deliveries(sent.deliveries));
         };
         match self
-            .wait_with(&decision_id, identity_id, wait_options, &cancel)
+            .wait_with(
+                &decision_id,
+                identity_id,
+                wait_options,
+                &self.cancel_for(wait_token),
+            )
             .await
         {
             Ok(state) => Ok(DecisionResult {
