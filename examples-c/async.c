@@ -21,15 +21,6 @@ typedef struct {
     int index;
 } decision_ctx;
 
-static const char *outcome_name(noxy_outcome outcome) {
-    switch (outcome) {
-        case NOXY_OUTCOME_APPROVED: return "APPROVED";
-        case NOXY_OUTCOME_REJECTED: return "REJECTED";
-        case NOXY_OUTCOME_EXPIRED: return "EXPIRED";
-        default: return "PENDING";
-    }
-}
-
 /* Runs on the completion thread; owns `error` / `result` and frees them. */
 static void on_done(void *user_data, noxy_error *error, noxy_decision_result *result) {
     decision_ctx *ctx = (decision_ctx *)user_data;
@@ -39,7 +30,7 @@ static void on_done(void *user_data, noxy_error *error, noxy_decision_result *re
         noxy_error_free(error);
     } else {
         printf("decision #%d %s: %s\n", ctx->index, noxy_decision_result_decision_id(result),
-               outcome_name(noxy_decision_result_outcome(result)));
+               noxy_outcome_name(noxy_decision_result_outcome(result)));
         noxy_decision_result_free(result);
     }
     fflush(stdout);

@@ -22,15 +22,6 @@ static int failed(const char *what, noxy_error *error) {
     return 1;
 }
 
-static const char *outcome_name(noxy_outcome outcome) {
-    switch (outcome) {
-        case NOXY_OUTCOME_APPROVED: return "APPROVED";
-        case NOXY_OUTCOME_REJECTED: return "REJECTED";
-        case NOXY_OUTCOME_EXPIRED: return "EXPIRED";
-        default: return "PENDING";
-    }
-}
-
 int main(void) {
     const char *ca_path = getenv("NOXY_CA_PEM_PATH");
     const char *identity = env("NOXY_IDENTITY", "demo-user");
@@ -64,11 +55,11 @@ int main(void) {
     int status = 1;
     if (!failed("noxy_send_and_wait", error)) {
         printf("decision %s: %s\n", noxy_decision_result_decision_id(result),
-               outcome_name(noxy_decision_result_outcome(result)));
+               noxy_outcome_name(noxy_decision_result_outcome(result)));
         for (size_t i = 0; i < noxy_decision_result_delivery_count(result); i++) {
             const noxy_delivery *d = noxy_decision_result_delivery(result, i);
-            printf("  device %s: delivery status %u\n", noxy_delivery_device_id(d),
-                   (unsigned)noxy_delivery_status(d));
+            printf("  device %s: %s\n", noxy_delivery_device_id(d),
+                   noxy_delivery_status_name(noxy_delivery_status(d)));
         }
         status = noxy_decision_result_outcome(result) == NOXY_OUTCOME_APPROVED ? 0 : 3;
         noxy_decision_result_free(result);

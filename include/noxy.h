@@ -869,6 +869,18 @@ struct noxy_error *noxy_set_log_callback(noxy_log_callback callback,
                                          uint32_t max_level);
 
 /**
+ * The upper-case name of an outcome (`"APPROVED"`), or `"UNKNOWN"` for a number this version
+ * does not know. Static storage: never freed. Any thread.
+ */
+const char *noxy_outcome_name(uint32_t outcome);
+
+/**
+ * The upper-case name of a delivery status (`"DELIVERED"`), or `"UNKNOWN"` for a number this
+ * version does not know. Static storage: never freed. Any thread.
+ */
+const char *noxy_delivery_status_name(uint32_t status);
+
+/**
  * The device this delivery was for. Borrowed; NULL when `delivery` is NULL. Any thread.
  *
  * # Safety

@@ -9,7 +9,7 @@ use crate::routing::{DeliveryStatus, DeviceDelivery, SendResult};
 use crate::waiting::{DecisionOutcome, DecisionState};
 
 use super::error::noxy_code;
-use super::util::{c_string, free_boxed, guard_value};
+use super::util::{c_string, free_boxed, guard_value, static_cstr};
 
 /// A decision's outcome; the values are the relay's wire values.
 #[repr(u32)]
@@ -33,6 +33,33 @@ impl From<DecisionOutcome> for noxy_outcome {
             DecisionOutcome::Rejected => noxy_outcome::NOXY_OUTCOME_REJECTED,
             DecisionOutcome::Expired => noxy_outcome::NOXY_OUTCOME_EXPIRED,
         }
+    }
+}
+
+/// The upper-case name of an outcome (`"APPROVED"`), or `"UNKNOWN"` for a number this version
+/// does not know. Static storage: never freed. Any thread.
+#[no_mangle]
+pub extern "C" fn noxy_outcome_name(outcome: u32) -> *const c_char {
+    match outcome {
+        0 => static_cstr!("PENDING"),
+        1 => static_cstr!("APPROVED"),
+        2 => static_cstr!("REJECTED"),
+        3 => static_cstr!("EXPIRED"),
+        _ => static_cstr!("UNKNOWN"),
+    }
+}
+
+/// The upper-case name of a delivery status (`"DELIVERED"`), or `"UNKNOWN"` for a number this
+/// version does not know. Static storage: never freed. Any thread.
+#[no_mangle]
+pub extern "C" fn noxy_delivery_status_name(status: u32) -> *const c_char {
+    match status {
+        0 => static_cstr!("DELIVERED"),
+        1 => static_cstr!("QUEUED"),
+        2 => static_cstr!("NO_DEVICES"),
+        3 => static_cstr!("REJECTED"),
+        4 => static_cstr!("ERROR"),
+        _ => static_cstr!("UNKNOWN"),
     }
 }
 

@@ -65,6 +65,10 @@ static noxy_wait_options *fast_wait(long max_wait_ms) {
 
 static void test_version(void) {
     CHECK(strcmp(noxy_version(), NOXY_VERSION_STRING) == 0);
+    CHECK(strcmp(noxy_outcome_name(NOXY_OUTCOME_APPROVED), "APPROVED") == 0);
+    CHECK(strcmp(noxy_outcome_name(99), "UNKNOWN") == 0);
+    CHECK(strcmp(noxy_delivery_status_name(NOXY_DELIVERY_QUEUED), "QUEUED") == 0);
+    CHECK(strcmp(noxy_delivery_status_name(7), "UNKNOWN") == 0);
     char built[64];
     snprintf(built, sizeof built, "%d.%d.%d", NOXY_VERSION_MAJOR, NOXY_VERSION_MINOR,
              NOXY_VERSION_PATCH);
