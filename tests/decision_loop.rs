@@ -556,3 +556,72 @@ async fn invalid_arguments_are_named() {
     assert!(err.message().starts_with("decision_id"));
     assert_eq!(relay.inspect().route_calls, 0);
 }
+
+#[tokio::test]
+async fn malformed_relay_answers_are_protocol_errors_not_guesses() {
+    let relay = start_relay().await;
+    let client = client(&relay, TOKEN);
+
+    relay.fail_next("GetQuota", 1, FailWhen::MalformedAnswer);
+    let err = client.get_quota().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Protocol);
+    assert!(err.message().contains("quota status 7"), "{err}");
+
+    relay.fail_next("RouteDecision", 1, FailWhen::MalformedAnswer);
+    let err = client
+        .send_decision_and_wait_for_outcome(
+            "alice",
+            &payload(),
+            &SendOptions::default(),
+            &quick_wait(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NoDecisionId);
+    let device_error = err.deliveries()[0].outcome.as_ref().unwrap_err();
+    assert_eq!(device_error.code(), ErrorCode::Protocol);
+    assert!(
+        device_error.message().contains("delivery status 99"),
+        "{device_error}"
+    );
+
+    let sent = client
+        .send_decision("slow", &payload(), &SendOptions::default())
+        .await
+        .unwrap();
+    relay.fail_next("GetDecisionOutcome", 1, FailWhen::MalformedAnswer);
+    let err = client
+        .wait_for_decision_outcome(&sent.decision_id, "slow", &quick_wait())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Protocol);
+    assert!(err.message().contains("outcome 42"), "{err}");
+}
+
+#[tokio::test]
+async fn a_device_with_a_bad_key_fails_alone() {
+    let relay = start_relay().await;
+    let client = client(&relay, TOKEN);
+    // The relay lists the first of the three devices with a truncated ML-KEM key.
+    relay.fail_next("GetIdentityDevices", 1, FailWhen::MalformedAnswer);
+    let result = client
+        .send_decision_and_wait_for_outcome(
+            "team",
+            &payload(),
+            &SendOptions::default(),
+            &quick_wait(),
+        )
+        .await
+        .unwrap();
+    let first = result.sent.deliveries[0].outcome.as_ref().unwrap_err();
+    assert_eq!(first.code(), ErrorCode::InvalidArgument);
+    assert!(first.message().contains("pq_public_key"), "{first}");
+    for other in &result.sent.deliveries[1..] {
+        assert_eq!(
+            other.outcome.as_ref().unwrap().status,
+            DeliveryStatus::Delivered
+        );
+    }
+    assert_eq!(result.state.outcome, DecisionOutcome::Approved);
+    assert_eq!(relay.inspect().deliveries.len(), 2);
+}

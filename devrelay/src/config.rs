@@ -305,6 +305,10 @@ pub enum FailWhen {
     BeforeActing,
     /// The relay acts on the call (delivers, charges, records) and then answers UNAVAILABLE.
     AfterActing,
+    /// The relay acts on the call and then answers a malformed message, as a buggy or newer
+    /// relay might: unknown enum values (delivery status 99, decision outcome 42, quota status
+    /// 7), or for `GetIdentityDevices` the first device's `pq_public_key` cut to 100 bytes.
+    MalformedAnswer,
 }
 
 mod duration_ms {

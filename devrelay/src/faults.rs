@@ -12,6 +12,7 @@ pub(crate) struct FaultAction {
     pub stall: bool,
     pub fail_before: bool,
     pub fail_after: bool,
+    pub malformed: bool,
 }
 
 /// SplitMix64: small, fast and deterministic; plenty for drawing faults.
@@ -85,6 +86,7 @@ impl Faults {
                 return FaultAction {
                     fail_before: when == FailWhen::BeforeActing,
                     fail_after: when == FailWhen::AfterActing,
+                    malformed: when == FailWhen::MalformedAnswer,
                     ..FaultAction::default()
                 };
             }
@@ -118,6 +120,7 @@ impl Faults {
             stall,
             fail_before,
             fail_after,
+            malformed: false,
         }
     }
 }

@@ -38,7 +38,10 @@ impl RelayService {
         method: &'static str,
         request: Request<Req>,
         handler: impl FnOnce(&Arc<Relay>, usize, Req) -> Result<Resp, Status>,
-    ) -> Result<Response<Resp>, Status> {
+    ) -> Result<Response<Resp>, Status>
+    where
+        Resp: Malformable,
+    {
         if method == "RouteDecision" {
             self.relay.count_route_call();
         }
@@ -78,12 +81,53 @@ impl RelayService {
             Ok(_) => tonic::Code::Ok,
             Err(s) => s.code(),
         };
+        let result = result.map(|mut response| {
+            if action.malformed {
+                tracing::info!(method, app = %app_name, "fault injection: malformed answer");
+                response.make_malformed();
+            }
+            response
+        });
         if action.fail_after && result.is_ok() {
             tracing::info!(method, app = %app_name, "fault injection: UNAVAILABLE after acting");
             return Err(Status::unavailable("injected fault (after acting)"));
         }
         tracing::info!(method, app = %app_name, ?code, "call");
         result.map(Response::new)
+    }
+}
+
+/// A response that fault injection can turn into a malformed one ([`FailWhen::MalformedAnswer`]).
+///
+/// [`FailWhen::MalformedAnswer`]: crate::FailWhen::MalformedAnswer
+pub(crate) trait Malformable {
+    fn make_malformed(&mut self);
+}
+
+impl Malformable for DeliveryOutcome {
+    fn make_malformed(&mut self) {
+        self.status = 99;
+    }
+}
+
+impl Malformable for GetDecisionOutcomeResponse {
+    fn make_malformed(&mut self) {
+        self.pending = false;
+        self.outcome = 42;
+    }
+}
+
+impl Malformable for GetQuotaResponse {
+    fn make_malformed(&mut self) {
+        self.status = 7;
+    }
+}
+
+impl Malformable for GetIdentityDevicesResponse {
+    fn make_malformed(&mut self) {
+        if let Some(device) = self.devices.first_mut() {
+            device.pq_public_key.truncate(100);
+        }
     }
 }
 
