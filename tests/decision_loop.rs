@@ -12,6 +12,18 @@ use noxy::{
 };
 use noxy_devrelay::FailWhen;
 
+/// Routes the test payload to `identity` and waits, with the defaults of these tests.
+async fn decide(client: &noxy::Client, identity: &str) -> noxy::Result<noxy::DecisionResult> {
+    client
+        .send_decision_and_wait_for_outcome(
+            identity,
+            &payload(),
+            &SendOptions::default(),
+            &quick_wait(),
+        )
+        .await
+}
+
 fn payload() -> Payload {
     Payload::from_json_str(
         r#"{"kind":"tool","tool":"transfer","args":{"to":"0xabc","wei":123456789012345678901234567890},"title":"Send funds","summary":"Move 1 ETH"}"#,
@@ -23,15 +35,7 @@ fn payload() -> Payload {
 async fn approve_is_seen_and_the_device_decrypted_exactly_what_was_sent() {
     let relay = start_relay().await;
     let client = client(&relay, TOKEN);
-    let result = client
-        .send_decision_and_wait_for_outcome(
-            "alice",
-            &payload(),
-            &SendOptions::default(),
-            &quick_wait(),
-        )
-        .await
-        .unwrap();
+    let result = decide(&client, "alice").await.unwrap();
     assert_eq!(result.state.outcome, DecisionOutcome::Approved);
     assert!(!result.state.pending);
     assert_eq!(result.decision_id, result.sent.decision_id);
@@ -58,15 +62,7 @@ async fn approve_is_seen_and_the_device_decrypted_exactly_what_was_sent() {
 #[tokio::test]
 async fn reject_is_seen() {
     let relay = start_relay().await;
-    let result = client(&relay, TOKEN)
-        .send_decision_and_wait_for_outcome(
-            "bob",
-            &payload(),
-            &SendOptions::default(),
-            &quick_wait(),
-        )
-        .await
-        .unwrap();
+    let result = decide(&client(&relay, TOKEN), "bob").await.unwrap();
     assert_eq!(result.state.outcome, DecisionOutcome::Rejected);
 }
 
@@ -93,15 +89,7 @@ async fn an_identity_without_devices_has_no_decision_to_wait_on() {
         .await
         .unwrap();
     assert!(sent.deliveries.is_empty());
-    let err = client
-        .send_decision_and_wait_for_outcome(
-            "nobody",
-            &payload(),
-            &SendOptions::default(),
-            &quick_wait(),
-        )
-        .await
-        .unwrap_err();
+    let err = decide(&client, "nobody").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NoDecisionId);
     assert!(err.message().contains("no devices"), "{err}");
     assert!(err.deliveries().is_empty());
@@ -111,15 +99,7 @@ async fn an_identity_without_devices_has_no_decision_to_wait_on() {
 async fn several_devices_get_one_decision_concurrently_and_the_first_answer_wins() {
     let relay = start_relay().await;
     let client = client(&relay, TOKEN);
-    let result = client
-        .send_decision_and_wait_for_outcome(
-            "team",
-            &payload(),
-            &SendOptions::default(),
-            &quick_wait(),
-        )
-        .await
-        .unwrap();
+    let result = decide(&client, "team").await.unwrap();
     assert_eq!(result.state.outcome, DecisionOutcome::Approved);
     let devices = relay.device_ids(APP, "team");
     assert_eq!(devices.len(), 3);
@@ -197,26 +177,10 @@ async fn an_exhausted_quota_is_reported_per_device_and_leaves_nothing_to_wait_on
     assert_eq!(quota.app_name, LOW_APP);
     assert_eq!((quota.quota_total, quota.quota_remaining), (1, 1));
     assert_eq!(quota.status, QuotaStatus::Active);
-    let first = client
-        .send_decision_and_wait_for_outcome(
-            "erin",
-            &payload(),
-            &SendOptions::default(),
-            &quick_wait(),
-        )
-        .await
-        .unwrap();
+    let first = decide(&client, "erin").await.unwrap();
     assert_eq!(first.state.outcome, DecisionOutcome::Approved);
     assert_eq!(client.get_quota().await.unwrap().quota_remaining, 0);
-    let err = client
-        .send_decision_and_wait_for_outcome(
-            "erin",
-            &payload(),
-            &SendOptions::default(),
-            &quick_wait(),
-        )
-        .await
-        .unwrap_err();
+    let err = decide(&client, "erin").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NoDecisionId);
     assert_eq!(err.deliveries().len(), 1);
     let rejected = err.deliveries()[0].outcome.as_ref().unwrap();
@@ -360,16 +324,7 @@ async fn closing_the_client_ends_waits_in_flight_and_later_calls() {
     let client = client(&relay, TOKEN);
     let task = tokio::spawn({
         let client = client.clone();
-        async move {
-            client
-                .send_decision_and_wait_for_outcome(
-                    "slow",
-                    &payload(),
-                    &SendOptions::default(),
-                    &quick_wait(),
-                )
-                .await
-        }
+        async move { decide(&client, "slow").await }
     });
     assert!(relay.wait_for(PATIENCE, |i| !i.decrypted.is_empty()).await);
     client.close();
@@ -437,15 +392,7 @@ async fn transient_poll_failures_do_not_end_the_wait() {
     let relay = start_relay().await;
     let client = client(&relay, TOKEN);
     relay.fail_next("GetDecisionOutcome", 3, FailWhen::BeforeActing);
-    let result = client
-        .send_decision_and_wait_for_outcome(
-            "later",
-            &payload(),
-            &SendOptions::default(),
-            &quick_wait(),
-        )
-        .await
-        .unwrap();
+    let result = decide(&client, "later").await.unwrap();
     assert_eq!(result.state.outcome, DecisionOutcome::Approved);
 }
 
@@ -568,15 +515,7 @@ async fn malformed_relay_answers_are_protocol_errors_not_guesses() {
     assert!(err.message().contains("quota status 7"), "{err}");
 
     relay.fail_next("RouteDecision", 1, FailWhen::MalformedAnswer);
-    let err = client
-        .send_decision_and_wait_for_outcome(
-            "alice",
-            &payload(),
-            &SendOptions::default(),
-            &quick_wait(),
-        )
-        .await
-        .unwrap_err();
+    let err = decide(&client, "alice").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NoDecisionId);
     let device_error = err.deliveries()[0].outcome.as_ref().unwrap_err();
     assert_eq!(device_error.code(), ErrorCode::Protocol);
@@ -604,15 +543,7 @@ async fn a_device_with_a_bad_key_fails_alone() {
     let client = client(&relay, TOKEN);
     // The relay lists the first of the three devices with a truncated ML-KEM key.
     relay.fail_next("GetIdentityDevices", 1, FailWhen::MalformedAnswer);
-    let result = client
-        .send_decision_and_wait_for_outcome(
-            "team",
-            &payload(),
-            &SendOptions::default(),
-            &quick_wait(),
-        )
-        .await
-        .unwrap();
+    let result = decide(&client, "team").await.unwrap();
     let first = result.sent.deliveries[0].outcome.as_ref().unwrap_err();
     assert_eq!(first.code(), ErrorCode::InvalidArgument);
     assert!(first.message().contains("pq_public_key"), "{first}");
