@@ -23,13 +23,21 @@ pub struct noxy_operation {
     token: CancellationToken,
 }
 
-fn send_options(options: *const noxy_send_options) -> SendOptions {
-    // SAFETY: every caller forwards an exported function's contract: NULL or live options.
+/// A copy of the send options, or the defaults for NULL.
+///
+/// # Safety
+/// `options` is NULL or live `noxy_send_options` not mutated during the call.
+unsafe fn send_options(options: *const noxy_send_options) -> SendOptions {
+    // SAFETY: forwarded contract: NULL or live options.
     unsafe { opt_arg(options) }.map_or_else(SendOptions::default, |o| o.options.clone())
 }
 
-fn wait_options(options: *const noxy_wait_options) -> WaitOptions {
-    // SAFETY: every caller forwards an exported function's contract: NULL or live options.
+/// A copy of the wait options, or the defaults for NULL.
+///
+/// # Safety
+/// `options` is NULL or live `noxy_wait_options` not mutated during the call.
+unsafe fn wait_options(options: *const noxy_wait_options) -> WaitOptions {
+    // SAFETY: forwarded contract: NULL or live options.
     unsafe { opt_arg(options) }.map_or_else(WaitOptions::default, |o| o.options.clone())
 }
 
@@ -72,9 +80,12 @@ pub unsafe extern "C" fn noxy_send_and_wait(
         let identity = unsafe { str_arg(identity_id, "identity_id") }?;
         // SAFETY: forwarded contract.
         let payload = unsafe { payload_arg(payload_json, "payload_json") }?;
-        let send = self::send_options(send_options);
-        let wait = self::wait_options(wait_options);
-        let out = out_arg(out_result, "out_result")?;
+        // SAFETY: forwarded contract: NULL or live options.
+        let send = unsafe { self::send_options(send_options) };
+        // SAFETY: forwarded contract: NULL or live options.
+        let wait = unsafe { self::wait_options(wait_options) };
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_result, "out_result") }?;
         let done = shared.block_on(
             shared
                 .client
@@ -114,8 +125,10 @@ pub unsafe extern "C" fn noxy_send_decision(
         let identity = unsafe { str_arg(identity_id, "identity_id") }?;
         // SAFETY: forwarded contract.
         let payload = unsafe { payload_arg(payload_json, "payload_json") }?;
-        let send = self::send_options(send_options);
-        let out = out_arg(out_result, "out_result")?;
+        // SAFETY: forwarded contract: NULL or live options.
+        let send = unsafe { self::send_options(send_options) };
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_result, "out_result") }?;
         let sent = shared.block_on(shared.client.send_decision(identity, &payload, &send))??;
         out.write(noxy_send_result::new(&sent));
         Ok(())
@@ -143,7 +156,8 @@ pub unsafe extern "C" fn noxy_get_decision_outcome(
         let decision = unsafe { str_arg(decision_id, "decision_id") }?;
         // SAFETY: forwarded contract.
         let identity = unsafe { str_arg(identity_id, "identity_id") }?;
-        let out = out_arg(out_result, "out_result")?;
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_result, "out_result") }?;
         let state = shared.block_on(shared.client.get_decision_outcome(decision, identity))??;
         out.write(noxy_decision_result::new(decision, state, None));
         Ok(())
@@ -172,8 +186,10 @@ pub unsafe extern "C" fn noxy_wait_for_outcome(
         let decision = unsafe { str_arg(decision_id, "decision_id") }?;
         // SAFETY: forwarded contract.
         let identity = unsafe { str_arg(identity_id, "identity_id") }?;
-        let wait = self::wait_options(wait_options);
-        let out = out_arg(out_result, "out_result")?;
+        // SAFETY: forwarded contract: NULL or live options.
+        let wait = unsafe { self::wait_options(wait_options) };
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_result, "out_result") }?;
         let state = shared.block_on(
             shared
                 .client
@@ -197,7 +213,8 @@ pub unsafe extern "C" fn noxy_get_quota(
     guard(|| {
         // SAFETY: forwarded contract.
         let shared = unsafe { client_arg(client) }?;
-        let out = out_arg(out_quota, "out_quota")?;
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_quota, "out_quota") }?;
         let quota = shared.block_on(shared.client.get_quota())??;
         out.write(noxy_quota::new(&quota));
         Ok(())
@@ -221,7 +238,8 @@ pub unsafe extern "C" fn noxy_get_identity_devices(
         let shared = unsafe { client_arg(client) }?;
         // SAFETY: forwarded contract.
         let identity = unsafe { str_arg(identity_id, "identity_id") }?;
-        let out = out_arg(out_devices, "out_devices")?;
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_devices, "out_devices") }?;
         let devices = shared.block_on(shared.client.get_identity_devices(identity))??;
         out.write(noxy_devices::new(&devices));
         Ok(())
@@ -230,10 +248,14 @@ pub unsafe extern "C" fn noxy_get_identity_devices(
 
 // ---- async calls ----
 
-fn started(token: CancellationToken, out_operation: *mut *mut noxy_operation) {
+/// Hands a new operation handle to the caller, unless `out_operation` is NULL.
+///
+/// # Safety
+/// `out_operation` is NULL or valid for writing one pointer.
+unsafe fn started(token: CancellationToken, out_operation: *mut *mut noxy_operation) {
     if !out_operation.is_null() {
         let raw = Box::into_raw(Box::new(noxy_operation { token }));
-        // SAFETY: non-NULL, and the caller promises it is writable.
+        // SAFETY: non-NULL, and the caller promised it is writable.
         unsafe { out_operation.write(raw) };
     }
 }
@@ -272,8 +294,10 @@ pub unsafe extern "C" fn noxy_send_and_wait_async(
         // SAFETY: forwarded contract.
         let payload = unsafe { payload_arg(payload_json, "payload_json") }?;
         let token = CancellationToken::new();
-        let mut send = self::send_options(send_options);
-        let mut wait = self::wait_options(wait_options);
+        // SAFETY: forwarded contract: NULL or live options.
+        let mut send = unsafe { self::send_options(send_options) };
+        // SAFETY: forwarded contract: NULL or live options.
+        let mut wait = unsafe { self::wait_options(wait_options) };
         wait.validate()?;
         send.cancel = Some(token.clone());
         wait.cancel = Some(token.clone());
@@ -293,7 +317,8 @@ pub unsafe extern "C" fn noxy_send_and_wait_async(
             callback,
             UserData(user_data),
         )?;
-        started(token, out_operation);
+        // SAFETY: forwarded contract: NULL or writable.
+        unsafe { started(token, out_operation) };
         Ok(())
     })
 }
@@ -322,7 +347,8 @@ pub unsafe extern "C" fn noxy_wait_for_outcome_async(
         // SAFETY: forwarded contract.
         let identity = unsafe { str_arg(identity_id, "identity_id") }?.to_owned();
         let token = CancellationToken::new();
-        let mut wait = self::wait_options(wait_options);
+        // SAFETY: forwarded contract: NULL or live options.
+        let mut wait = unsafe { self::wait_options(wait_options) };
         wait.validate()?;
         wait.cancel = Some(token.clone());
         let callback = callback_arg(callback)?;
@@ -337,7 +363,8 @@ pub unsafe extern "C" fn noxy_wait_for_outcome_async(
             callback,
             UserData(user_data),
         )?;
-        started(token, out_operation);
+        // SAFETY: forwarded contract: NULL or writable.
+        unsafe { started(token, out_operation) };
         Ok(())
     })
 }

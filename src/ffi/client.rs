@@ -342,7 +342,8 @@ pub unsafe extern "C" fn noxy_client_new(
     guard(|| {
         // SAFETY: forwarded contract: NULL or a live config.
         let config = unsafe { ref_arg(config, "config") }?;
-        let out = out_arg(out_client, "out_client")?;
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_client, "out_client") }?;
         out.write(new_client(config)?);
         Ok(())
     })

@@ -1,6 +1,7 @@
 //! The one error model of the C ABI: every fallible call returns `noxy_error *`, NULL on success.
 
 use std::ffi::{c_char, CString};
+use std::sync::LazyLock;
 
 use crate::error::{Error, ErrorCode};
 
@@ -160,33 +161,23 @@ pub unsafe extern "C" fn noxy_error_delivery(
 /// for a number this version does not know. Static storage: never freed. Any thread.
 #[no_mangle]
 pub extern "C" fn noxy_error_code_name(code: u32) -> *const c_char {
+    // The names are the core's `ErrorCode::name()`, NUL-terminated once and kept for the life
+    // of the process (one list: the C ABI never spells a name twice).
+    static NAMES: LazyLock<Vec<(u32, CString)>> = LazyLock::new(|| {
+        ErrorCode::ALL
+            .iter()
+            .map(|code| (code.as_u32(), c_string(code.name())))
+            .collect()
+    });
     guard_value(static_cstr!("unknown"), || {
-        if code == 0 {
+        if code == noxy_code::NOXY_OK as u32 {
             return static_cstr!("ok");
         }
-        match ErrorCode::ALL.iter().find(|c| c.as_u32() == code) {
-            Some(code) => code_name_cstr(*code),
-            None => static_cstr!("unknown"),
-        }
+        NAMES
+            .iter()
+            .find(|(number, _)| *number == code)
+            .map_or(static_cstr!("unknown"), |(_, name)| name.as_ptr())
     })
-}
-
-fn code_name_cstr(code: ErrorCode) -> *const c_char {
-    match code {
-        ErrorCode::InvalidArgument => static_cstr!("invalid_argument"),
-        ErrorCode::InvalidPayload => static_cstr!("invalid_payload"),
-        ErrorCode::Unavailable => static_cstr!("unavailable"),
-        ErrorCode::DeadlineExceeded => static_cstr!("deadline_exceeded"),
-        ErrorCode::Unauthenticated => static_cstr!("unauthenticated"),
-        ErrorCode::PermissionDenied => static_cstr!("permission_denied"),
-        ErrorCode::Rejected => static_cstr!("rejected"),
-        ErrorCode::NotFound => static_cstr!("not_found"),
-        ErrorCode::WaitTimedOut => static_cstr!("wait_timed_out"),
-        ErrorCode::Cancelled => static_cstr!("cancelled"),
-        ErrorCode::NoDecisionId => static_cstr!("no_decision_id"),
-        ErrorCode::Protocol => static_cstr!("protocol"),
-        ErrorCode::Internal => static_cstr!("internal"),
-    }
 }
 
 /// Frees an error. NULL is a no-op. Any thread; the error must not be used afterwards.

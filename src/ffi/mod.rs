@@ -11,6 +11,7 @@
 //!   `_free` accepts NULL. Strings returned by accessors are borrowed from their object.
 
 #![allow(non_camel_case_types)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod calls;
 mod client;

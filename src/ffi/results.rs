@@ -239,9 +239,11 @@ impl noxy_devices {
 }
 
 /// Reads through a possibly-NULL object pointer; NULL (or a panic) yields `fallback`.
-fn read<T, R: Copy>(object: *const T, fallback: R, f: impl FnOnce(&T) -> R) -> R {
-    // SAFETY: every caller is an exported accessor whose contract is "NULL or a live object of
-    // this type"; the reference does not outlive this call.
+///
+/// # Safety
+/// `object` is NULL or a live `T` for the duration of the call.
+unsafe fn read<T, R: Copy>(object: *const T, fallback: R, f: impl FnOnce(&T) -> R) -> R {
+    // SAFETY: forwarded contract: NULL or a live T; the reference does not outlive this call.
     match unsafe { object.as_ref() } {
         Some(object) => guard_value(fallback, || f(object)),
         None => fallback,
@@ -256,11 +258,15 @@ fn opt_str_ptr(text: &Option<CString>) -> *const c_char {
     text.as_ref().map_or(ptr::null(), |t| t.as_ptr())
 }
 
-fn copy_digest(digest: &[u8; 32], out: *mut u8) -> bool {
+/// Copies a digest to `out`; false (nothing written) when `out` is NULL.
+///
+/// # Safety
+/// `out` is NULL or valid for writing 32 bytes.
+unsafe fn copy_digest(digest: &[u8; 32], out: *mut u8) -> bool {
     if out.is_null() {
         return false;
     }
-    // SAFETY: `out` is non-NULL and the caller promises 32 writable bytes; the regions cannot
+    // SAFETY: `out` is non-NULL and the caller promised 32 writable bytes; the regions cannot
     // overlap because `digest` lives inside a library-owned object.
     unsafe { ptr::copy_nonoverlapping(digest.as_ptr(), out, 32) };
     true
@@ -274,7 +280,8 @@ fn copy_digest(digest: &[u8; 32], out: *mut u8) -> bool {
 /// `delivery` is NULL or a live delivery obtained from this library.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_delivery_device_id(delivery: *const noxy_delivery) -> *const c_char {
-    read(delivery, ptr::null(), |d| str_ptr(&d.device_id))
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(delivery, ptr::null(), |d| str_ptr(&d.device_id)) }
 }
 
 /// The `request_id` of this device's RouteDecision (kept across retries). Borrowed; NULL when
@@ -284,7 +291,8 @@ pub unsafe extern "C" fn noxy_delivery_device_id(delivery: *const noxy_delivery)
 /// `delivery` is NULL or a live delivery obtained from this library.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_delivery_request_id(delivery: *const noxy_delivery) -> *const c_char {
-    read(delivery, ptr::null(), |d| str_ptr(&d.request_id))
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(delivery, ptr::null(), |d| str_ptr(&d.request_id)) }
 }
 
 /// The relay's delivery status, or `NOXY_DELIVERY_ERROR` when this device's delivery failed in
@@ -296,9 +304,12 @@ pub unsafe extern "C" fn noxy_delivery_request_id(delivery: *const noxy_delivery
 pub unsafe extern "C" fn noxy_delivery_status(
     delivery: *const noxy_delivery,
 ) -> noxy_delivery_state {
-    read(delivery, noxy_delivery_state::NOXY_DELIVERY_ERROR, |d| {
-        d.status
-    })
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe {
+        read(delivery, noxy_delivery_state::NOXY_DELIVERY_ERROR, |d| {
+            d.status
+        })
+    }
 }
 
 /// The decision id the relay answered for this device, or NULL when the delivery failed.
@@ -310,7 +321,8 @@ pub unsafe extern "C" fn noxy_delivery_status(
 pub unsafe extern "C" fn noxy_delivery_decision_id(
     delivery: *const noxy_delivery,
 ) -> *const c_char {
-    read(delivery, ptr::null(), |d| opt_str_ptr(&d.decision_id))
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(delivery, ptr::null(), |d| opt_str_ptr(&d.decision_id)) }
 }
 
 /// `NOXY_OK` when the relay answered for this device, else the error that ended this device's
@@ -320,9 +332,12 @@ pub unsafe extern "C" fn noxy_delivery_decision_id(
 /// `delivery` is NULL or a live delivery obtained from this library.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_delivery_error_code(delivery: *const noxy_delivery) -> noxy_code {
-    read(delivery, noxy_code::NOXY_ERROR_INVALID_ARGUMENT, |d| {
-        d.error_code
-    })
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe {
+        read(delivery, noxy_code::NOXY_ERROR_INVALID_ARGUMENT, |d| {
+            d.error_code
+        })
+    }
 }
 
 /// The message of this device's error, or NULL when there is none. Borrowed.
@@ -333,7 +348,8 @@ pub unsafe extern "C" fn noxy_delivery_error_code(delivery: *const noxy_delivery
 pub unsafe extern "C" fn noxy_delivery_error_message(
     delivery: *const noxy_delivery,
 ) -> *const c_char {
-    read(delivery, ptr::null(), |d| opt_str_ptr(&d.error_message))
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(delivery, ptr::null(), |d| opt_str_ptr(&d.error_message)) }
 }
 
 // ---- noxy_send_result ----
@@ -347,7 +363,8 @@ pub unsafe extern "C" fn noxy_delivery_error_message(
 pub unsafe extern "C" fn noxy_send_result_decision_id(
     result: *const noxy_send_result,
 ) -> *const c_char {
-    read(result, ptr::null(), |r| str_ptr(&r.decision_id))
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(result, ptr::null(), |r| str_ptr(&r.decision_id)) }
 }
 
 /// The decision id of the first delivery the relay accepted (DELIVERED or QUEUED): the one to
@@ -359,9 +376,12 @@ pub unsafe extern "C" fn noxy_send_result_decision_id(
 pub unsafe extern "C" fn noxy_send_result_accepted_decision_id(
     result: *const noxy_send_result,
 ) -> *const c_char {
-    read(result, ptr::null(), |r| {
-        opt_str_ptr(&r.accepted_decision_id)
-    })
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe {
+        read(result, ptr::null(), |r| {
+            opt_str_ptr(&r.accepted_decision_id)
+        })
+    }
 }
 
 /// Copies the SHA-256 of the exact plaintext bytes every device received into `out` (32
@@ -374,7 +394,8 @@ pub unsafe extern "C" fn noxy_send_result_plaintext_sha256(
     result: *const noxy_send_result,
     out: *mut u8,
 ) -> bool {
-    read(result, false, |r| copy_digest(&r.plaintext_sha256, out))
+    // SAFETY: forwarded contract: NULL or a live object, and NULL or 32 writable bytes.
+    unsafe { read(result, false, |r| copy_digest(&r.plaintext_sha256, out)) }
 }
 
 /// How many per-device results there are (one per device of the identity). 0 when `result`
@@ -384,7 +405,8 @@ pub unsafe extern "C" fn noxy_send_result_plaintext_sha256(
 /// `result` is NULL or a live `noxy_send_result`.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_send_result_delivery_count(result: *const noxy_send_result) -> usize {
-    read(result, 0, |r| r.deliveries.len())
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(result, 0, |r| r.deliveries.len()) }
 }
 
 /// The per-device result at `index`, or NULL when out of range. Borrowed from `result`.
@@ -396,11 +418,14 @@ pub unsafe extern "C" fn noxy_send_result_delivery(
     result: *const noxy_send_result,
     index: usize,
 ) -> *const noxy_delivery {
-    read(result, ptr::null(), |r| {
-        r.deliveries
-            .get(index)
-            .map_or(ptr::null(), |d| d as *const noxy_delivery)
-    })
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe {
+        read(result, ptr::null(), |r| {
+            r.deliveries
+                .get(index)
+                .map_or(ptr::null(), |d| d as *const noxy_delivery)
+        })
+    }
 }
 
 /// Frees a send result and everything borrowed from it. NULL is a no-op.
@@ -424,7 +449,8 @@ pub unsafe extern "C" fn noxy_send_result_free(result: *mut noxy_send_result) {
 pub unsafe extern "C" fn noxy_decision_result_outcome(
     result: *const noxy_decision_result,
 ) -> noxy_outcome {
-    read(result, noxy_outcome::NOXY_OUTCOME_PENDING, |r| r.outcome)
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(result, noxy_outcome::NOXY_OUTCOME_PENDING, |r| r.outcome) }
 }
 
 /// Whether the relay still waits for an answer (false when `result` is NULL).
@@ -435,7 +461,8 @@ pub unsafe extern "C" fn noxy_decision_result_outcome(
 pub unsafe extern "C" fn noxy_decision_result_is_pending(
     result: *const noxy_decision_result,
 ) -> bool {
-    read(result, false, |r| r.pending)
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(result, false, |r| r.pending) }
 }
 
 /// The decision id this result is about (for send-and-wait: the id that was waited on).
@@ -447,7 +474,8 @@ pub unsafe extern "C" fn noxy_decision_result_is_pending(
 pub unsafe extern "C" fn noxy_decision_result_decision_id(
     result: *const noxy_decision_result,
 ) -> *const c_char {
-    read(result, ptr::null(), |r| str_ptr(&r.decision_id))
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(result, ptr::null(), |r| str_ptr(&r.decision_id)) }
 }
 
 /// For send-and-wait results: copies the SHA-256 of the plaintext every device received into
@@ -461,11 +489,14 @@ pub unsafe extern "C" fn noxy_decision_result_plaintext_sha256(
     result: *const noxy_decision_result,
     out: *mut u8,
 ) -> bool {
-    read(result, false, |r| {
-        r.sent
-            .as_ref()
-            .is_some_and(|sent| copy_digest(&sent.plaintext_sha256, out))
-    })
+    // SAFETY: forwarded contract: NULL or a live object, and NULL or 32 writable bytes.
+    unsafe {
+        read(result, false, |r| {
+            r.sent
+                .as_ref()
+                .is_some_and(|sent| copy_digest(&sent.plaintext_sha256, out))
+        })
+    }
 }
 
 /// For send-and-wait results: the number of per-device delivery results; 0 otherwise.
@@ -476,9 +507,12 @@ pub unsafe extern "C" fn noxy_decision_result_plaintext_sha256(
 pub unsafe extern "C" fn noxy_decision_result_delivery_count(
     result: *const noxy_decision_result,
 ) -> usize {
-    read(result, 0, |r| {
-        r.sent.as_ref().map_or(0, |s| s.deliveries.len())
-    })
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe {
+        read(result, 0, |r| {
+            r.sent.as_ref().map_or(0, |s| s.deliveries.len())
+        })
+    }
 }
 
 /// For send-and-wait results: the per-device result at `index`, or NULL when out of range.
@@ -491,12 +525,15 @@ pub unsafe extern "C" fn noxy_decision_result_delivery(
     result: *const noxy_decision_result,
     index: usize,
 ) -> *const noxy_delivery {
-    read(result, ptr::null(), |r| {
-        r.sent
-            .as_ref()
-            .and_then(|s| s.deliveries.get(index))
-            .map_or(ptr::null(), |d| d as *const noxy_delivery)
-    })
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe {
+        read(result, ptr::null(), |r| {
+            r.sent
+                .as_ref()
+                .and_then(|s| s.deliveries.get(index))
+                .map_or(ptr::null(), |d| d as *const noxy_delivery)
+        })
+    }
 }
 
 /// Frees a decision result and everything borrowed from it. NULL is a no-op.
@@ -517,7 +554,8 @@ pub unsafe extern "C" fn noxy_decision_result_free(result: *mut noxy_decision_re
 /// `quota` is NULL or a live `noxy_quota`.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_quota_app_name(quota: *const noxy_quota) -> *const c_char {
-    read(quota, ptr::null(), |q| str_ptr(&q.app_name))
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(quota, ptr::null(), |q| str_ptr(&q.app_name)) }
 }
 
 /// Decisions allowed in total (0 when `quota` is NULL).
@@ -526,7 +564,8 @@ pub unsafe extern "C" fn noxy_quota_app_name(quota: *const noxy_quota) -> *const
 /// `quota` is NULL or a live `noxy_quota`.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_quota_total(quota: *const noxy_quota) -> u64 {
-    read(quota, 0, |q| q.total)
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(quota, 0, |q| q.total) }
 }
 
 /// Decisions left (0 when `quota` is NULL).
@@ -535,7 +574,8 @@ pub unsafe extern "C" fn noxy_quota_total(quota: *const noxy_quota) -> u64 {
 /// `quota` is NULL or a live `noxy_quota`.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_quota_remaining(quota: *const noxy_quota) -> u64 {
-    read(quota, 0, |q| q.remaining)
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(quota, 0, |q| q.remaining) }
 }
 
 /// Whether the app may route decisions (`NOXY_QUOTA_DELETED` when `quota` is NULL).
@@ -544,7 +584,8 @@ pub unsafe extern "C" fn noxy_quota_remaining(quota: *const noxy_quota) -> u64 {
 /// `quota` is NULL or a live `noxy_quota`.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_quota_status(quota: *const noxy_quota) -> noxy_quota_state {
-    read(quota, noxy_quota_state::NOXY_QUOTA_DELETED, |q| q.status)
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(quota, noxy_quota_state::NOXY_QUOTA_DELETED, |q| q.status) }
 }
 
 /// Frees a quota. NULL is a no-op.
@@ -565,7 +606,8 @@ pub unsafe extern "C" fn noxy_quota_free(quota: *mut noxy_quota) {
 /// `devices` is NULL or a live `noxy_devices`.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_devices_count(devices: *const noxy_devices) -> usize {
-    read(devices, 0, |d| d.devices.len())
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe { read(devices, 0, |d| d.devices.len()) }
 }
 
 /// The relay's id of the device at `index`, or NULL when out of range. Borrowed from
@@ -578,16 +620,23 @@ pub unsafe extern "C" fn noxy_devices_device_id(
     devices: *const noxy_devices,
     index: usize,
 ) -> *const c_char {
-    read(devices, ptr::null(), |d| {
-        d.devices
-            .get(index)
-            .map_or(ptr::null(), |e| str_ptr(&e.device_id))
-    })
+    // SAFETY: forwarded contract: NULL or a live object.
+    unsafe {
+        read(devices, ptr::null(), |d| {
+            d.devices
+                .get(index)
+                .map_or(ptr::null(), |e| str_ptr(&e.device_id))
+        })
+    }
 }
 
-fn bytes_out(bytes: &[u8], out_len: *mut usize) -> *const u8 {
+/// A borrowed byte array, its length written to `*out_len` unless `out_len` is NULL.
+///
+/// # Safety
+/// `out_len` is NULL or valid for writing one `usize`.
+unsafe fn bytes_out(bytes: &[u8], out_len: *mut usize) -> *const u8 {
     if !out_len.is_null() {
-        // SAFETY: non-NULL, and the caller promises it points to a writable size_t.
+        // SAFETY: non-NULL, and the caller promised it points to a writable size_t.
         unsafe { out_len.write(bytes.len()) };
     }
     bytes.as_ptr()
@@ -604,11 +653,14 @@ pub unsafe extern "C" fn noxy_devices_public_key(
     index: usize,
     out_len: *mut usize,
 ) -> *const u8 {
-    read(devices, ptr::null(), |d| {
-        d.devices
-            .get(index)
-            .map_or(ptr::null(), |e| bytes_out(&e.public_key, out_len))
-    })
+    // SAFETY: forwarded contract: NULL or a live object, and NULL or a writable size_t.
+    unsafe {
+        read(devices, ptr::null(), |d| {
+            d.devices
+                .get(index)
+                .map_or(ptr::null(), |e| bytes_out(&e.public_key, out_len))
+        })
+    }
 }
 
 /// The device's ML-KEM-768 public key (1184 bytes when well-formed): a borrowed byte array of
@@ -622,11 +674,14 @@ pub unsafe extern "C" fn noxy_devices_pq_public_key(
     index: usize,
     out_len: *mut usize,
 ) -> *const u8 {
-    read(devices, ptr::null(), |d| {
-        d.devices
-            .get(index)
-            .map_or(ptr::null(), |e| bytes_out(&e.pq_public_key, out_len))
-    })
+    // SAFETY: forwarded contract: NULL or a live object, and NULL or a writable size_t.
+    unsafe {
+        read(devices, ptr::null(), |d| {
+            d.devices
+                .get(index)
+                .map_or(ptr::null(), |e| bytes_out(&e.pq_public_key, out_len))
+        })
+    }
 }
 
 /// Frees a device list. NULL is a no-op.

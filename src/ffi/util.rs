@@ -93,22 +93,26 @@ pub(crate) unsafe fn opt_arg<'a, T>(ptr: *const T) -> Option<&'a T> {
 }
 
 /// Checks an out-parameter before any work is done; NULL is INVALID_ARGUMENT naming `name`.
-pub(crate) fn out_arg<T>(ptr: *mut *mut T, name: &str) -> Result<OutPtr<T>, Error> {
+///
+/// # Safety
+/// `ptr` is NULL or valid for writing one pointer for as long as the returned `OutPtr` lives.
+pub(crate) unsafe fn out_arg<T>(ptr: *mut *mut T, name: &str) -> Result<OutPtr<T>, Error> {
     if ptr.is_null() {
         return Err(Error::invalid_argument(name, "is NULL"));
     }
     Ok(OutPtr(ptr))
 }
 
-/// A checked, non-NULL out-parameter. Written at most once, and only on success.
+/// A checked, non-NULL out-parameter. Written at most once, and only on success. Only
+/// `out_arg` creates one, under its safety contract.
 pub(crate) struct OutPtr<T>(*mut *mut T);
 
 impl<T> OutPtr<T> {
     /// Moves `value` to the heap and hands it to the caller.
     pub(crate) fn write(self, value: T) {
         let raw = Box::into_raw(Box::new(value));
-        // SAFETY: `out_arg` checked that the pointer is non-NULL; the caller promises it points
-        // to writable storage for one pointer.
+        // SAFETY: `out_arg` checked that the pointer is non-NULL, and its caller promised that
+        // it is valid for writing one pointer while this `OutPtr` lives.
         unsafe { self.0.write(raw) };
     }
 }
