@@ -1,6 +1,6 @@
 //! Fault injection: deterministic random faults from a seed, and scripted failures.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::config::{FailWhen, FaultConfig};
@@ -39,7 +39,8 @@ impl SplitMix64 {
 pub(crate) struct Faults {
     config: FaultConfig,
     rng: SplitMix64,
-    scripted: Vec<(String, VecDeque<FailWhen>)>,
+    /// Per method, runs of scripted failures: (how, how many calls are left).
+    scripted: HashMap<String, VecDeque<(FailWhen, u32)>>,
 }
 
 /// Normalises a method name: `/noxy.agent.AgentService/RouteDecision` → `RouteDecision`.
@@ -52,7 +53,7 @@ impl Faults {
         Faults {
             rng: SplitMix64(config.seed),
             config,
-            scripted: Vec::new(),
+            scripted: HashMap::new(),
         }
     }
 
@@ -64,32 +65,36 @@ impl Faults {
 
     /// Scripts the next `count` calls of `method` to fail.
     pub fn fail_next(&mut self, method: &str, count: u32, when: FailWhen) {
-        let method = short_method(method).to_string();
-        let queue = match self.scripted.iter_mut().find(|(m, _)| *m == method) {
-            Some((_, q)) => q,
-            None => {
-                self.scripted.push((method, VecDeque::new()));
-                match self.scripted.last_mut() {
-                    Some((_, q)) => q,
-                    None => return,
-                }
-            }
-        };
-        queue.extend(std::iter::repeat_n(when, count as usize));
+        if count > 0 {
+            self.scripted
+                .entry(short_method(method).to_string())
+                .or_default()
+                .push_back((when, count));
+        }
+    }
+
+    /// Takes the next scripted failure of `method`, if any.
+    fn next_scripted(&mut self, method: &str) -> Option<FailWhen> {
+        let runs = self.scripted.get_mut(method)?;
+        let (when, left) = runs.front_mut()?;
+        let when = *when;
+        *left -= 1;
+        if *left == 0 {
+            runs.pop_front();
+        }
+        Some(when)
     }
 
     /// Decides the fate of one call of `method`.
     pub fn decide(&mut self, method: &str) -> FaultAction {
         let method = short_method(method);
-        if let Some((_, q)) = self.scripted.iter_mut().find(|(m, _)| m == method) {
-            if let Some(when) = q.pop_front() {
-                return FaultAction {
-                    fail_before: when == FailWhen::BeforeActing,
-                    fail_after: when == FailWhen::AfterActing,
-                    malformed: when == FailWhen::MalformedAnswer,
-                    ..FaultAction::default()
-                };
-            }
+        if let Some(when) = self.next_scripted(method) {
+            return FaultAction {
+                fail_before: when == FailWhen::BeforeActing,
+                fail_after: when == FailWhen::AfterActing,
+                malformed: when == FailWhen::MalformedAnswer,
+                ..FaultAction::default()
+            };
         }
         let c = &self.config;
         if c.is_off() {
@@ -141,6 +146,19 @@ mod tests {
         assert!(f.decide("RouteDecision").fail_after);
         assert!(f.decide("RouteDecision").fail_after);
         assert_eq!(f.decide("RouteDecision"), FaultAction::default());
+    }
+
+    #[test]
+    fn scripted_runs_keep_their_order_and_a_huge_count_costs_nothing() {
+        let mut f = Faults::new(FaultConfig::default());
+        f.fail_next("GetQuota", 1, FailWhen::BeforeActing);
+        f.fail_next("GetQuota", 0, FailWhen::MalformedAnswer);
+        // "Fail from now on": once stored as 4 billion queue entries.
+        f.fail_next("GetQuota", u32::MAX, FailWhen::AfterActing);
+        assert!(f.decide("GetQuota").fail_before);
+        for _ in 0..1000 {
+            assert!(f.decide("GetQuota").fail_after);
+        }
     }
 
     #[test]
