@@ -10,7 +10,7 @@ use hkdf::Hkdf;
 use ml_kem::kem::{Decapsulate, Kem, KeyExport};
 use ml_kem::MlKem768;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Length of an ML-KEM-768 encapsulation (public) key.
 pub const PQ_PUBLIC_KEY_LEN: usize = 1184;
@@ -45,13 +45,14 @@ pub(crate) fn validate_public_key(bytes: &[u8]) -> Result<(), String> {
         .map_err(|_| "pq_public_key is not a valid ML-KEM-768 encapsulation key".to_string())
 }
 
-/// Decrypts one delivered decision and checks that it is a JSON object; returns the plaintext.
+/// Decrypts one delivered decision and checks that it is a JSON object; returns the plaintext
+/// (wiped when dropped, on every path).
 pub(crate) fn decrypt(
     dk: &SecretKey,
     kyber_ct: &[u8],
     nonce: &[u8],
     ciphertext: &[u8],
-) -> Result<Vec<u8>, &'static str> {
+) -> Result<Zeroizing<Vec<u8>>, &'static str> {
     let ct = ml_kem::ml_kem_768::Ciphertext::try_from(kyber_ct)
         .map_err(|_| "kyber_ct is not 1088 bytes")?;
     let mut shared = dk.decapsulate(&ct);
@@ -64,13 +65,63 @@ pub(crate) fn decrypt(
     key.zeroize();
     let cipher = cipher?;
     let nonce = aes_gcm::Nonce::try_from(nonce).map_err(|_| "nonce is not 12 bytes")?;
-    let plaintext = cipher
-        .decrypt(&nonce, ciphertext)
-        .map_err(|_| "AES-256-GCM authentication failed")?;
-    match serde_json::from_slice::<serde_json::Value>(&plaintext) {
-        Ok(serde_json::Value::Object(_)) => Ok(plaintext),
-        Ok(_) => Err("payload is JSON but not an object"),
+    let plaintext = Zeroizing::new(
+        cipher
+            .decrypt(&nonce, ciphertext)
+            .map_err(|_| "AES-256-GCM authentication failed")?,
+    );
+    match serde_json::from_slice::<TopLevel>(&plaintext) {
+        Ok(TopLevel::Object) => Ok(plaintext),
+        Ok(TopLevel::Other) => Err("payload is JSON but not an object"),
         Err(_) => Err("payload is not JSON"),
+    }
+}
+
+/// The shape of a JSON document's top level. Parsing into it validates the whole document
+/// without copying any of its strings (which would be unwiped copies of the plaintext).
+enum TopLevel {
+    Object,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        struct Shape;
+        impl<'de> Visitor<'de> for Shape {
+            type Value = TopLevel;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TopLevel::Object)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TopLevel::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_unit<E>(self) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+        }
+        d.deserialize_any(Shape)
     }
 }
 
@@ -86,4 +137,24 @@ pub(crate) fn random_classical_key() -> Vec<u8> {
     // getrandom only fails when the OS has no randomness at all; a zero key is harmless here.
     let _ = getrandom::fill(&mut key);
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_json_object_is_a_decision() {
+        let shape = |text: &str| serde_json::from_str::<TopLevel>(text);
+        assert!(matches!(
+            shape(r#"{"a":[1,{"b":null}],"big":123456789012345678901234567890}"#),
+            Ok(TopLevel::Object)
+        ));
+        for other in ["[1,2]", "\"s\"", "1", "-1", "1.5", "true", "null"] {
+            assert!(matches!(shape(other), Ok(TopLevel::Other)), "{other}");
+        }
+        for bad in ["", "{", "{\"a\":}", "{} {}", "nope"] {
+            assert!(shape(bad).is_err(), "{bad}");
+        }
+    }
 }
