@@ -241,21 +241,14 @@ impl DevRelay {
         faults.unavailable_before_fraction = clamp(faults.unavailable_before_fraction);
         faults.unavailable_after_fraction = clamp(faults.unavailable_after_fraction);
         faults.stall_fraction = clamp(faults.stall_fraction);
-        self.faults().set(faults);
+        self.relay.faults().set(faults);
     }
 
     /// Makes the next `count` calls of `method` (e.g. `"RouteDecision"`) fail with
     /// UNAVAILABLE, before or after the relay acts on them. Deterministic; takes precedence
     /// over random faults.
     pub fn fail_next(&self, method: &str, count: u32, when: FailWhen) {
-        self.faults().fail_next(method, count, when);
-    }
-
-    fn faults(&self) -> std::sync::MutexGuard<'_, faults::Faults> {
-        self.relay
-            .faults
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.relay.faults().fail_next(method, count, when);
     }
 
     /// Suspends or reactivates an app by name; false when there is no such app.
@@ -302,18 +295,18 @@ impl DevRelay {
         }
     }
 
-    /// Stops both servers and waits (at most a few seconds) for them to finish.
+    /// Stops both servers and the simulated devices, and waits (at most a few seconds each)
+    /// for them to finish; what is still running then is aborted.
     pub async fn shutdown(mut self) {
+        const GRACE: Duration = Duration::from_secs(5);
         self.cancel.cancel();
         for task in self.tasks.drain(..) {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(GRACE, task).await.is_err() {
                 abort.abort();
             }
         }
+        self.relay.stop_tasks(GRACE).await;
     }
 }
 

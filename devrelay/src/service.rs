@@ -45,14 +45,7 @@ impl RelayService {
         if method == "RouteDecision" {
             self.relay.count_route_call();
         }
-        let action = {
-            let mut faults = self
-                .relay
-                .faults
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            faults.decide(method)
-        };
+        let action = self.relay.faults().decide(method);
         if !action.latency.is_zero() {
             tokio::select! {
                 _ = self.relay.cancel.cancelled() => return Err(Status::unavailable("relay shutting down")),

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +16,7 @@ use crate::config::{AppConfig, AppStatus, DevicePolicy, DEFAULT_TTL_SECONDS};
 use crate::device::{self, SecretKey, KYBER_CT_LEN, NONCE_LEN, TAG_LEN};
 use crate::error::DevRelayError;
 use crate::faults::Faults;
-use crate::proto::DeliveryStatus;
+use crate::proto::{DeliveryStatus, RouteDecisionRequest};
 
 /// Outcome of a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,13 +174,14 @@ struct Decision {
 }
 
 impl Decision {
-    /// Marks the decision expired when its TTL has passed unanswered.
-    fn refresh(&mut self, now: Instant) -> bool {
+    /// Marks the decision expired when its TTL has passed unanswered. Expiry is lazy: every
+    /// read of a decision (a poll, an answer, an inspection) goes through here, so no timer
+    /// task per decision is needed.
+    fn refresh(&mut self, now: Instant) {
         if self.outcome == Outcome::Pending && now >= self.expires_at {
             self.outcome = Outcome::Expired;
-            return true;
+            tracing::info!(decision_id = %self.decision_id, "decision expired");
         }
-        false
     }
 }
 
@@ -200,54 +202,151 @@ struct State {
 }
 
 impl State {
-    /// Records the delivery and puts the envelope in the device's inbox (queued when the
-    /// device is offline); returns the status and the work of a simulated device.
-    fn deliver(
+    /// Acts on a `RouteDecision` whose request id is new to the app: admits the decision
+    /// (charging the quota) or joins the existing one of the same id, then delivers the
+    /// envelope, or queues it when the device is offline. Returns the status, the decision id
+    /// and the work of a simulated device; `Err` is a message for INVALID_ARGUMENT.
+    fn route_new(
         &mut self,
         app: usize,
-        device_id: &str,
-        envelope: Envelope,
-    ) -> (DeliveryStatus, Option<SimWork>) {
-        let key = (envelope.request_id.clone(), device_id.to_string());
-        match self.delivery_index.get(&key) {
-            Some(&i) => self.deliveries[i].count += 1,
+        req: RouteDecisionRequest,
+    ) -> Result<(DeliveryStatus, String, Option<SimWork>), String> {
+        let decision_id = if req.decision_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            req.decision_id
+        };
+        let Some(app_state) = self.apps.get_mut(app) else {
+            return Err("unknown app".into());
+        };
+        if app_state.status == AppStatus::Suspended {
+            return Ok((DeliveryStatus::Rejected, decision_id, None));
+        }
+        let Some(device) = self
+            .devices
+            .get_mut(&req.target_device_id)
+            .filter(|d| d.app == app)
+        else {
+            return Ok((DeliveryStatus::NoDevices, decision_id, None));
+        };
+        let ttl_seconds = if req.ttl_seconds == 0 {
+            DEFAULT_TTL_SECONDS
+        } else {
+            req.ttl_seconds
+        };
+        let now = Instant::now();
+        let decision_key = (app, decision_id.clone());
+        match self.decision_index.get(&decision_key) {
+            Some(&i) => {
+                if self.decisions[i].identity_id != device.identity_id {
+                    return Err(format!(
+                        "decision_id {decision_id:?} already belongs to another identity"
+                    ));
+                }
+                // Another device's copy of a decision already admitted: not charged again.
+            }
             None => {
-                self.deliveries.push(DeliveryRecord {
-                    app_name: self
-                        .apps
-                        .get(app)
-                        .map(|a| a.name.clone())
-                        .unwrap_or_default(),
-                    request_id: envelope.request_id.clone(),
-                    device_id: device_id.to_string(),
-                    decision_id: envelope.decision_id.clone(),
-                    count: 1,
+                if app_state.quota_remaining == 0 {
+                    return Ok((DeliveryStatus::Rejected, decision_id, None));
+                }
+                app_state.quota_remaining -= 1;
+                // u32::MAX seconds still fits an Instant on the platforms we run on; the
+                // fallback only guards against an exotic clock.
+                let expires_at = now
+                    .checked_add(Duration::from_secs(u64::from(ttl_seconds)))
+                    .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+                self.decision_index
+                    .insert(decision_key, self.decisions.len());
+                self.decisions.push(Decision {
+                    app,
+                    identity_id: device.identity_id.clone(),
+                    decision_id: decision_id.clone(),
+                    outcome: Outcome::Pending,
+                    answered_by: None,
+                    expires_at,
                 });
-                self.delivery_index.insert(key, self.deliveries.len() - 1);
             }
         }
-        let Some(device) = self.devices.get_mut(device_id) else {
-            return (DeliveryStatus::Error, None);
+
+        // Counted per (request id, device): the request map answers repeats before this
+        // point, so a count above 1 would expose an idempotency bug.
+        let delivery_key = (req.request_id.clone(), req.target_device_id.clone());
+        match self.delivery_index.get(&delivery_key) {
+            Some(&i) => self.deliveries[i].count += 1,
+            None => {
+                self.delivery_index
+                    .insert(delivery_key, self.deliveries.len());
+                self.deliveries.push(DeliveryRecord {
+                    app_name: app_state.name.clone(),
+                    request_id: req.request_id.clone(),
+                    device_id: req.target_device_id.clone(),
+                    decision_id: decision_id.clone(),
+                    count: 1,
+                });
+            }
+        }
+        let envelope = Envelope {
+            decision_id: decision_id.clone(),
+            request_id: req.request_id,
+            kyber_ct: req.kyber_ct,
+            nonce: req.nonce,
+            ciphertext: req.ciphertext,
+            ttl_seconds,
+            delivered_at_unix_ms: now_unix_ms(),
         };
-        let online = device.online;
-        let work = match (&device.sim, online) {
-            (Some(sim), true) => Some(SimWork {
-                app,
-                device_id: device_id.to_string(),
-                secret: sim.secret.clone(),
-                policy: sim.policy.clone(),
-                envelope: envelope.clone(),
-            }),
-            _ => None,
+        // A device registered over HTTP has no work: it fetches its decisions itself.
+        let (status, work) = if device.online {
+            let work = device
+                .sim
+                .as_ref()
+                .map(|sim| sim.work(app, &req.target_device_id, &envelope));
+            (DeliveryStatus::Delivered, work)
+        } else {
+            (DeliveryStatus::Queued, None)
         };
         device.inbox.push(InboxEntry {
             envelope,
-            delivered: online,
+            delivered: device.online,
         });
-        if online {
-            (DeliveryStatus::Delivered, work)
+        Ok((status, decision_id, work))
+    }
+
+    /// A device's answer to a decision of its app: the first answer before expiry decides.
+    fn answer(
+        &mut self,
+        app: usize,
+        decision_id: &str,
+        device_id: &str,
+        approve: bool,
+    ) -> AnswerResult {
+        let Some(&i) = self.decision_index.get(&(app, decision_id.to_string())) else {
+            return AnswerResult::NotFound;
+        };
+        let d = &mut self.decisions[i];
+        d.refresh(Instant::now());
+        if d.outcome != Outcome::Pending {
+            self.late_answers += 1;
+            return AnswerResult::AlreadyFinal(d.outcome);
+        }
+        d.outcome = if approve {
+            Outcome::Approved
         } else {
-            (DeliveryStatus::Queued, work)
+            Outcome::Rejected
+        };
+        d.answered_by = Some(device_id.to_string());
+        AnswerResult::Decided(d.outcome)
+    }
+}
+
+impl SimDevice {
+    /// What this simulated device has to do with an envelope it has just received.
+    fn work(&self, app: usize, device_id: &str, envelope: &Envelope) -> SimWork {
+        SimWork {
+            app,
+            device_id: device_id.to_string(),
+            secret: self.secret.clone(),
+            policy: self.policy.clone(),
+            envelope: envelope.clone(),
         }
     }
 }
@@ -302,11 +401,13 @@ pub(crate) struct DeviceView {
 /// The shared relay core.
 pub(crate) struct Relay {
     state: Mutex<State>,
-    pub faults: Mutex<Faults>,
+    faults: Mutex<Faults>,
     route_calls: AtomicU64,
     changed: Notify,
     pub cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
+    /// The simulated devices' running work.
+    tasks: Mutex<JoinSet<()>>,
 }
 
 fn now_unix_ms() -> u64 {
@@ -318,6 +419,44 @@ fn now_unix_ms() -> u64 {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Logs how a simulated device's task ended when it did not simply return.
+fn report_task_end(result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        if e.is_panic() {
+            tracing::error!("a simulated device's task panicked; its decision stays unanswered");
+        }
+    }
+}
+
+/// Checks the shape of a `RouteDecision`; the message is for INVALID_ARGUMENT.
+fn validate_route(req: &RouteDecisionRequest) -> Result<(), String> {
+    if req.request_id.is_empty() {
+        return Err("request_id must not be empty".into());
+    }
+    if req.request_id.len() > 256 || req.decision_id.len() > 256 {
+        return Err("request_id and decision_id must be at most 256 bytes".into());
+    }
+    if req.kyber_ct.len() != KYBER_CT_LEN {
+        return Err(format!(
+            "kyber_ct must be {KYBER_CT_LEN} bytes (ML-KEM-768), got {}",
+            req.kyber_ct.len()
+        ));
+    }
+    if req.nonce.len() != NONCE_LEN {
+        return Err(format!(
+            "nonce must be {NONCE_LEN} bytes, got {}",
+            req.nonce.len()
+        ));
+    }
+    if req.ciphertext.len() < TAG_LEN {
+        return Err(format!(
+            "ciphertext must be at least {TAG_LEN} bytes (AES-GCM tag), got {}",
+            req.ciphertext.len()
+        ));
+    }
+    Ok(())
 }
 
 fn new_device_id() -> String {
@@ -401,7 +540,13 @@ impl Relay {
             changed: Notify::new(),
             cancel,
             runtime,
+            tasks: Mutex::new(JoinSet::new()),
         })
+    }
+
+    /// The fault injection state.
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        lock(&self.faults)
     }
 
     fn notify(&self) {
@@ -429,131 +574,27 @@ impl Relay {
 
     /// Routes one encrypted copy of a decision to one device. `Err` is a message for
     /// INVALID_ARGUMENT.
+    ///
+    /// The request-id check, the quota charge and the delivery happen under one lock, so
+    /// concurrent calls with the same request id, or concurrent first deliveries of one
+    /// decision to several devices, deliver once per request and charge once per decision.
     pub fn route(
         self: &Arc<Self>,
         app: usize,
-        req: crate::proto::RouteDecisionRequest,
+        req: RouteDecisionRequest,
     ) -> Result<(DeliveryStatus, String), String> {
-        if req.request_id.is_empty() {
-            return Err("request_id must not be empty".into());
-        }
-        if req.request_id.len() > 256 || req.decision_id.len() > 256 {
-            return Err("request_id and decision_id must be at most 256 bytes".into());
-        }
-        if req.kyber_ct.len() != KYBER_CT_LEN {
-            return Err(format!(
-                "kyber_ct must be {KYBER_CT_LEN} bytes (ML-KEM-768), got {}",
-                req.kyber_ct.len()
-            ));
-        }
-        if req.nonce.len() != NONCE_LEN {
-            return Err(format!(
-                "nonce must be {NONCE_LEN} bytes, got {}",
-                req.nonce.len()
-            ));
-        }
-        if req.ciphertext.len() < TAG_LEN {
-            return Err(format!(
-                "ciphertext must be at least {TAG_LEN} bytes (AES-GCM tag), got {}",
-                req.ciphertext.len()
-            ));
-        }
-        let now = Instant::now();
-        let mut work = None;
-        let mut new_decision = None;
-        let result = {
+        validate_route(&req)?;
+        let (result, work) = {
             let mut st = lock(&self.state);
-            let st = &mut *st;
-            let key = (app, req.request_id.clone());
-            if let Some(first) = st.requests.get(&key) {
+            let request_key = (app, req.request_id.clone());
+            if let Some(first) = st.requests.get(&request_key) {
                 return Ok(first.clone());
             }
-            let decision_id = if req.decision_id.is_empty() {
-                uuid::Uuid::new_v4().to_string()
-            } else {
-                req.decision_id.clone()
-            };
-            let Some(app_state) = st.apps.get(app) else {
-                return Err("unknown app".into());
-            };
-            let suspended = app_state.status == AppStatus::Suspended;
-            let quota_remaining = app_state.quota_remaining;
-            let target_identity = st
-                .devices
-                .get(&req.target_device_id)
-                .filter(|d| d.app == app && !req.target_device_id.is_empty())
-                .map(|d| d.identity_id.clone());
-            let ttl_seconds = if req.ttl_seconds == 0 {
-                DEFAULT_TTL_SECONDS
-            } else {
-                req.ttl_seconds
-            };
-            let status = match target_identity {
-                _ if suspended => DeliveryStatus::Rejected,
-                None => DeliveryStatus::NoDevices,
-                Some(identity_id) => {
-                    let dkey = (app, decision_id.clone());
-                    let rejected = match st.decision_index.get(&dkey).copied() {
-                        Some(i) if st.decisions[i].identity_id != identity_id => {
-                            return Err(format!(
-                                "decision_id {decision_id:?} already belongs to another identity"
-                            ));
-                        }
-                        Some(_) => false,
-                        None if quota_remaining == 0 => true,
-                        None => {
-                            let expires_at = now
-                                .checked_add(Duration::from_secs(u64::from(ttl_seconds)))
-                                .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
-                            st.decisions.push(Decision {
-                                app,
-                                identity_id,
-                                decision_id: decision_id.clone(),
-                                outcome: Outcome::Pending,
-                                answered_by: None,
-                                expires_at,
-                            });
-                            st.decision_index
-                                .insert(dkey.clone(), st.decisions.len() - 1);
-                            if let Some(a) = st.apps.get_mut(app) {
-                                a.quota_remaining = a.quota_remaining.saturating_sub(1);
-                            }
-                            new_decision = Some((dkey, expires_at));
-                            false
-                        }
-                    };
-                    if rejected {
-                        DeliveryStatus::Rejected
-                    } else {
-                        let envelope = Envelope {
-                            decision_id: decision_id.clone(),
-                            request_id: req.request_id.clone(),
-                            kyber_ct: req.kyber_ct,
-                            nonce: req.nonce,
-                            ciphertext: req.ciphertext,
-                            ttl_seconds,
-                            delivered_at_unix_ms: now_unix_ms(),
-                        };
-                        let (status, w) = st.deliver(app, &req.target_device_id, envelope);
-                        work = w;
-                        status
-                    }
-                }
-            };
-            let result = (status, decision_id);
-            st.requests.insert(key, result.clone());
-            result
+            let (status, decision_id, work) = st.route_new(app, req)?;
+            st.requests
+                .insert(request_key, (status, decision_id.clone()));
+            ((status, decision_id), work)
         };
-        if let Some((dkey, expires_at)) = new_decision {
-            let relay = self.clone();
-            let cancel = self.cancel.clone();
-            self.runtime.spawn(async move {
-                tokio::select! {
-                    _ = cancel.cancelled() => {}
-                    _ = tokio::time::sleep_until(expires_at) => relay.expire(&dkey),
-                }
-            });
-        }
         if let Some(work) = work {
             self.spawn_sim(work);
         }
@@ -561,23 +602,31 @@ impl Relay {
         Ok(result)
     }
 
-    fn expire(&self, key: &(usize, String)) {
-        let changed = {
-            let mut st = lock(&self.state);
-            match st.decision_index.get(key).copied() {
-                Some(i) => st.decisions[i].refresh(Instant::now()),
-                None => false,
-            }
-        };
-        if changed {
-            tracing::info!(decision_id = %key.1, "decision expired");
-            self.notify();
-        }
-    }
-
+    /// Runs a simulated device's work on the runtime, tracked so that shutdown can wait for
+    /// it and a panic is reported rather than lost.
     fn spawn_sim(self: &Arc<Self>, work: SimWork) {
         let relay = self.clone();
-        self.runtime.spawn(async move { relay.run_sim(work).await });
+        let mut tasks = lock(&self.tasks);
+        // Reap finished tasks so that the set holds only running ones.
+        while let Some(done) = tasks.try_join_next() {
+            report_task_end(done);
+        }
+        tasks.spawn_on(relay.run_sim(work), &self.runtime);
+    }
+
+    /// Cancels the simulated devices' work and waits for it, at most `timeout`; what is still
+    /// running then is aborted.
+    pub async fn stop_tasks(&self, timeout: Duration) {
+        self.cancel.cancel();
+        let mut tasks = std::mem::take(&mut *lock(&self.tasks));
+        let drain = async {
+            while let Some(done) = tasks.join_next().await {
+                report_task_end(done);
+            }
+        };
+        if tokio::time::timeout(timeout, drain).await.is_err() {
+            tasks.abort_all();
+        }
     }
 
     /// A simulated device receives a decision: decrypt, then act on its policy.
@@ -596,13 +645,11 @@ impl Relay {
                 self.notify();
                 return;
             }
-            Ok(mut plaintext) => {
-                let hash = device::sha256_hex(&plaintext);
-                zeroize::Zeroize::zeroize(&mut plaintext);
+            Ok(plaintext) => {
                 lock(&self.state).decrypted.push(DecryptedRecord {
                     device_id: work.device_id.clone(),
                     decision_id: env.decision_id.clone(),
-                    plaintext_sha256_hex: hash,
+                    plaintext_sha256_hex: device::sha256_hex(&plaintext),
                 });
                 self.notify();
             }
@@ -612,6 +659,7 @@ impl Relay {
             DevicePolicy::Reject => (false, Duration::ZERO),
             DevicePolicy::ApproveAfter(d) => (true, d),
             DevicePolicy::RejectAfter(d) => (false, d),
+            // `Offline` never gets here: `DevicePolicy::split` removes it at start.
             DevicePolicy::Ignore | DevicePolicy::Offline(_) => return,
         };
         if !delay.is_zero() {
@@ -620,46 +668,15 @@ impl Relay {
                 _ = tokio::time::sleep(delay) => {}
             }
         }
-        let result = self.answer_internal(work.app, &env.decision_id, &work.device_id, approve);
-        tracing::info!(device_id = %work.device_id, decision_id = %env.decision_id, ?result, "simulated device answered");
-    }
-
-    fn answer_internal(
-        &self,
-        app: usize,
-        decision_id: &str,
-        device_id: &str,
-        approve: bool,
-    ) -> AnswerResult {
-        let result = {
-            let mut st = lock(&self.state);
-            let Some(&i) = st.decision_index.get(&(app, decision_id.to_string())) else {
-                return AnswerResult::NotFound;
-            };
-            let d = &mut st.decisions[i];
-            d.refresh(Instant::now());
-            if d.outcome != Outcome::Pending {
-                let outcome = d.outcome;
-                st.late_answers += 1;
-                AnswerResult::AlreadyFinal(outcome)
-            } else {
-                d.outcome = if approve {
-                    Outcome::Approved
-                } else {
-                    Outcome::Rejected
-                };
-                d.answered_by = Some(device_id.to_string());
-                AnswerResult::Decided(d.outcome)
-            }
-        };
+        let result = lock(&self.state).answer(work.app, &env.decision_id, &work.device_id, approve);
         self.notify();
-        result
+        tracing::info!(device_id = %work.device_id, decision_id = %env.decision_id, ?result, "simulated device answered");
     }
 
     /// A device answers a decision that was delivered to it (HTTP device API).
     pub fn answer(&self, device_id: &str, decision_id: &str, approve: bool) -> AnswerResult {
-        let app = {
-            let st = lock(&self.state);
+        let result = {
+            let mut st = lock(&self.state);
             let Some(device) = st.devices.get(device_id) else {
                 return AnswerResult::NotFound;
             };
@@ -670,9 +687,11 @@ impl Relay {
             if !delivered {
                 return AnswerResult::NotFound;
             }
-            device.app
+            let app = device.app;
+            st.answer(app, decision_id, device_id, approve)
         };
-        self.answer_internal(app, decision_id, device_id, approve)
+        self.notify();
+        result
     }
 
     /// `GetDecisionOutcome`: `None` unless the decision exists in the app and belongs to the
@@ -824,13 +843,7 @@ impl Relay {
                     entry.delivered = true;
                     entry.envelope.delivered_at_unix_ms = now_ms;
                     if let Some(sim) = &device.sim {
-                        work.push(SimWork {
-                            app: device.app,
-                            device_id: device_id.to_string(),
-                            secret: sim.secret.clone(),
-                            policy: sim.policy.clone(),
-                            envelope: entry.envelope.clone(),
-                        });
+                        work.push(sim.work(device.app, device_id, &entry.envelope));
                     }
                 }
             }
@@ -844,32 +857,28 @@ impl Relay {
 
     /// Changes an app's status; false for an unknown app.
     pub fn set_app_status(&self, app_name: &str, status: AppStatus) -> bool {
-        let found = {
-            let mut st = lock(&self.state);
-            match st.apps.iter_mut().find(|a| a.name == app_name) {
-                Some(a) => {
-                    a.status = status;
-                    true
-                }
-                None => false,
-            }
-        };
-        self.notify();
-        found
+        self.update_app(app_name, |a| a.status = status)
     }
 
     /// Sets an app's remaining quota; false for an unknown app.
     pub fn set_quota_remaining(&self, app_name: &str, remaining: u64) -> bool {
-        let found = {
-            let mut st = lock(&self.state);
-            match st.apps.iter_mut().find(|a| a.name == app_name) {
-                Some(a) => {
-                    a.quota_remaining = remaining;
-                    a.quota_total = a.quota_total.max(remaining);
-                    true
-                }
-                None => false,
+        self.update_app(app_name, |a| {
+            a.quota_remaining = remaining;
+            a.quota_total = a.quota_total.max(remaining);
+        })
+    }
+
+    fn update_app(&self, app_name: &str, update: impl FnOnce(&mut App)) -> bool {
+        let found = match lock(&self.state)
+            .apps
+            .iter_mut()
+            .find(|a| a.name == app_name)
+        {
+            Some(app) => {
+                update(app);
+                true
             }
+            None => false,
         };
         self.notify();
         found
@@ -928,5 +937,79 @@ impl Relay {
                 return pred(&self.inspect());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FaultConfig;
+
+    /// A request of the right shape that no device can decrypt: each delivery to a simulated
+    /// device then shows up as exactly one decrypt failure.
+    fn undecryptable(request_id: &str, device_id: &str, decision_id: &str) -> RouteDecisionRequest {
+        RouteDecisionRequest {
+            request_id: request_id.into(),
+            ciphertext: vec![0; 32],
+            ttl_seconds: 60,
+            target_device_id: device_id.into(),
+            kyber_ct: vec![3; KYBER_CT_LEN],
+            nonce: vec![0; NONCE_LEN],
+            decision_id: decision_id.into(),
+        }
+    }
+
+    fn relay(devices: Vec<DevicePolicy>) -> Arc<Relay> {
+        let apps = [AppConfig::new("t", "a", 10).with_identity("u", devices)];
+        let relay = Relay::new(
+            &apps,
+            Faults::new(FaultConfig::default()),
+            CancellationToken::new(),
+            tokio::runtime::Handle::current(),
+        );
+        Arc::new(relay.expect("valid configuration"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn going_online_concurrently_delivers_each_queued_decision_once() {
+        let relay = relay(vec![DevicePolicy::Offline(Box::new(DevicePolicy::Approve))]);
+        let device = relay.device_ids("a", "u")[0].clone();
+        for i in 0..3 {
+            let req = undecryptable(&format!("r{i}"), &device, &format!("d{i}"));
+            assert_eq!(relay.route(0, req).unwrap().0, DeliveryStatus::Queued);
+        }
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| assert!(relay.set_device_online(&device, true)));
+            }
+        });
+        // Every device task has been spawned by now; wait for all of them to finish.
+        relay.stop_tasks(Duration::from_secs(10)).await;
+        let snap = relay.inspect();
+        assert_eq!(
+            snap.decrypt_failures, 3,
+            "{:?}",
+            snap.decrypt_failure_details
+        );
+        assert!(snap.deliveries.iter().all(|d| d.count == 1));
+    }
+
+    #[tokio::test]
+    async fn a_decision_expires_when_read_after_its_ttl_and_then_refuses_answers() {
+        tokio::time::pause();
+        let relay = relay(vec![DevicePolicy::Ignore]);
+        let device = relay.device_ids("a", "u")[0].clone();
+        let mut req = undecryptable("r", &device, "d");
+        req.ttl_seconds = 5;
+        relay.route(0, req).unwrap();
+        assert_eq!(relay.outcome(0, "d", "u"), Some(Outcome::Pending));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // An answer arriving at the very instant of expiry loses: expiry is checked first.
+        assert_eq!(
+            lock(&relay.state).answer(0, "d", &device, true),
+            AnswerResult::AlreadyFinal(Outcome::Expired)
+        );
+        assert_eq!(relay.outcome(0, "d", "u"), Some(Outcome::Expired));
+        assert_eq!(relay.inspect().late_answers, 1);
     }
 }
