@@ -14,12 +14,14 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,7 +29,8 @@ use crate::state::{AnswerResult, RegisterError, Relay};
 
 type AppState = Arc<Relay>;
 
-/// The device API router.
+/// The device API router. Every error, including those of axum itself (a path segment that
+/// is not UTF-8, a wrong method, a body over axum's 2 MB limit), is a JSON `{"error"}`.
 pub(crate) fn router(relay: Arc<Relay>) -> Router {
     Router::new()
         .route(
@@ -41,12 +44,11 @@ pub(crate) fn router(relay: Arc<Relay>) -> Router {
         )
         .route("/v1/devices/{device_id}/online", post(set_online))
         .route("/v1/inspect", get(inspect))
-        .fallback(not_found)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        })
         .with_state(relay)
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    ApiError::new(status, message).into_response()
 }
 
 /// A 4xx answer with a JSON `{"error": ...}` body.
@@ -62,6 +64,14 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -70,25 +80,41 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such route")
+/// Path parameters whose rejection is an [`ApiError`].
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => Ok(Params(params)),
+            Err(e) => Err(ApiError::new(e.status(), e.body_text())),
+        }
+    }
 }
 
-/// Parses a JSON body ourselves so that bad bodies get a JSON error too.
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+/// A JSON body, parsed whatever the content type (`curl -d` sends a form type) and with every
+/// rejection an [`ApiError`].
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
 }
 
 fn decode_b64(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
     base64::engine::general_purpose::STANDARD
         .decode(value.trim())
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("{field} is not standard padded base64"),
-            )
-        })
+        .map_err(|_| ApiError::bad_request(format!("{field} is not standard padded base64")))
 }
 
 #[derive(Deserialize)]
@@ -101,38 +127,31 @@ struct RegisterBody {
 
 async fn register_device(
     State(relay): State<AppState>,
-    Path((app_name, identity_id)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let result = (|| {
-        let body: RegisterBody = parse_body(&body)?;
-        let pq = decode_b64("pq_public_key", &body.pq_public_key)?;
-        let pk = match &body.public_key {
-            Some(pk) => Some(decode_b64("public_key", pk)?),
-            None => None,
-        };
-        relay
-            .register_device(&app_name, &identity_id, pq, pk)
-            .map_err(|e| match e {
-                RegisterError::UnknownApp => {
-                    ApiError::new(StatusCode::NOT_FOUND, format!("no app named {app_name:?}"))
-                }
-                RegisterError::Invalid(msg) => ApiError::new(StatusCode::BAD_REQUEST, msg),
-            })
-    })();
-    match result {
-        Ok(device_id) => {
-            tracing::info!(app = %app_name, %device_id, "device registered over HTTP");
-            Json(json!({ "device_id": device_id })).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    Params((app_name, identity_id)): Params<(String, String)>,
+    Body(body): Body<RegisterBody>,
+) -> Result<Response, ApiError> {
+    let pq = decode_b64("pq_public_key", &body.pq_public_key)?;
+    let pk = match &body.public_key {
+        Some(pk) => Some(decode_b64("public_key", pk)?),
+        None => None,
+    };
+    let device_id = relay
+        .register_device(&app_name, &identity_id, pq, pk)
+        .map_err(|e| match e {
+            RegisterError::UnknownApp => ApiError::not_found(format!("no app named {app_name:?}")),
+            RegisterError::Invalid(msg) => ApiError::bad_request(msg),
+        })?;
+    tracing::info!(app = %app_name, %device_id, "device registered over HTTP");
+    Ok(Json(json!({ "device_id": device_id })).into_response())
 }
 
-async fn list_decisions(State(relay): State<AppState>, Path(device_id): Path<String>) -> Response {
+async fn list_decisions(
+    State(relay): State<AppState>,
+    Params(device_id): Params<String>,
+) -> Result<Response, ApiError> {
     match relay.device_decisions(&device_id) {
-        Some(list) => Json(list).into_response(),
-        None => error(StatusCode::NOT_FOUND, "no such device"),
+        Some(list) => Ok(Json(list).into_response()),
+        None => Err(ApiError::not_found("no such device")),
     }
 }
 
@@ -144,29 +163,27 @@ struct ResolveBody {
 
 async fn resolve_decision(
     State(relay): State<AppState>,
-    Path((device_id, decision_id)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let body: ResolveBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
+    Params((device_id, decision_id)): Params<(String, String)>,
+    Body(body): Body<ResolveBody>,
+) -> Result<Response, ApiError> {
     let approve = match body.answer.to_ascii_lowercase().as_str() {
         "approve" | "approved" => true,
         "reject" | "rejected" => false,
         _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
+            return Err(ApiError::bad_request(
                 "answer must be \"approve\" or \"reject\"",
-            )
+            ))
         }
     };
     match relay.answer(&device_id, &decision_id, approve) {
         AnswerResult::Decided(outcome) => {
             tracing::info!(%device_id, %decision_id, outcome = outcome.name(), "device answered over HTTP");
-            Json(json!({ "decision_id": decision_id, "outcome": outcome.name() })).into_response()
+            Ok(
+                Json(json!({ "decision_id": decision_id, "outcome": outcome.name() }))
+                    .into_response(),
+            )
         }
-        AnswerResult::AlreadyFinal(outcome) => (
+        AnswerResult::AlreadyFinal(outcome) => Ok((
             StatusCode::CONFLICT,
             Json(json!({
                 "error": "decision already decided or expired (first answer wins)",
@@ -174,11 +191,10 @@ async fn resolve_decision(
                 "outcome": outcome.name(),
             })),
         )
-            .into_response(),
-        AnswerResult::NotFound => error(
-            StatusCode::NOT_FOUND,
+            .into_response()),
+        AnswerResult::NotFound => Err(ApiError::not_found(
             "no such device, or this decision was not delivered to it",
-        ),
+        )),
     }
 }
 
@@ -190,17 +206,13 @@ struct OnlineBody {
 
 async fn set_online(
     State(relay): State<AppState>,
-    Path(device_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let body: OnlineBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
+    Params(device_id): Params<String>,
+    Body(body): Body<OnlineBody>,
+) -> Result<Response, ApiError> {
     if relay.set_device_online(&device_id, body.online) {
-        Json(json!({ "device_id": device_id, "online": body.online })).into_response()
+        Ok(Json(json!({ "device_id": device_id, "online": body.online })).into_response())
     } else {
-        error(StatusCode::NOT_FOUND, "no such device")
+        Err(ApiError::not_found("no such device"))
     }
 }
 

@@ -6,7 +6,7 @@ mod common;
 use base64::Engine as _;
 use common::*;
 use ml_kem::kem::{Kem, KeyExport};
-use noxy_devrelay::proto::{DecisionOutcome, DeliveryStatus, GetIdentityDevicesRequest};
+use noxy_devrelay::proto::{DecisionOutcome, DeliveryStatus};
 use noxy_devrelay::{AppConfig, DevicePolicy};
 use serde_json::json;
 
@@ -39,18 +39,9 @@ async fn external_device_decrypts_and_approves_over_http() {
     );
 
     // The agent sees it through GetIdentityDevices, with the device's own keys.
-    let devices = c
-        .get_identity_devices(authed(
-            TOKEN,
-            GetIdentityDevicesRequest {
-                request_id: "x".into(),
-                identity_id: "zoe@example.com".into(),
-            },
-        ))
+    let devices = identity_devices(&mut c, TOKEN, "zoe@example.com")
         .await
-        .unwrap()
-        .into_inner()
-        .devices;
+        .unwrap();
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0].device_id, device_id);
     assert_eq!(devices[0].pq_public_key, pk);
@@ -97,12 +88,14 @@ async fn external_device_decrypts_and_approves_over_http() {
     );
     assert_eq!(plaintext, PAYLOAD);
 
-    let (status, body) = http(
-        "POST",
-        &format!("{base}/v1/devices/{device_id}/decisions/dec-h"),
-        Some(json!({ "answer": "approve" })),
-    )
-    .await;
+    let answer = |answer: &'static str| {
+        http(
+            "POST",
+            format!("{base}/v1/devices/{device_id}/decisions/dec-h"),
+            Some(json!({ "answer": answer })),
+        )
+    };
+    let (status, body) = answer("approve").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "APPROVED");
     let r = outcome(&mut c, TOKEN, "dec-h", "zoe@example.com")
@@ -112,12 +105,7 @@ async fn external_device_decrypts_and_approves_over_http() {
     assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
 
     // First answer wins.
-    let (status, body) = http(
-        "POST",
-        &format!("{base}/v1/devices/{device_id}/decisions/dec-h"),
-        Some(json!({ "answer": "reject" })),
-    )
-    .await;
+    let (status, body) = answer("reject").await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["outcome"], "APPROVED");
 
@@ -198,6 +186,26 @@ async fn http_api_errors_are_json() {
             400,
         ),
         ("GET", format!("{base}/v1/nothing-here"), None, 404),
+        // Rejections by axum itself are JSON too.
+        (
+            "GET",
+            format!("{base}/v1/apps/{APP}/identities/u/devices"),
+            None,
+            405,
+        ),
+        ("DELETE", format!("{base}/v1/inspect"), None, 405),
+        (
+            "POST",
+            format!("{base}/v1/apps/{APP}/identities/%FF/devices"),
+            Some(json!({ "pq_public_key": good })),
+            400,
+        ),
+        (
+            "POST",
+            format!("{base}/v1/apps/{APP}/identities/u/devices"),
+            Some(json!({ "pq_public_key": "A".repeat(3 << 20) })),
+            413,
+        ),
     ];
     for (method, url, body, expected) in cases {
         let (status, json) = http(method, &url, body).await;

@@ -14,7 +14,9 @@ use hyper_util::rt::TokioExecutor;
 use ml_kem::kem::Encapsulate;
 use noxy_devrelay::proto::agent_service_client::AgentServiceClient;
 use noxy_devrelay::proto::{
-    DeliveryOutcome, GetDecisionOutcomeRequest, GetDecisionOutcomeResponse, RouteDecisionRequest,
+    DeliveryOutcome, GetDecisionOutcomeRequest, GetDecisionOutcomeResponse,
+    GetIdentityDevicesRequest, GetQuotaRequest, GetQuotaResponse, IdentityDevice,
+    RouteDecisionRequest,
 };
 use noxy_devrelay::{DevRelay, DevRelayConfig};
 use sha2::Sha256;
@@ -105,21 +107,38 @@ pub fn decrypt(
 pub const PAYLOAD: &[u8] =
     br#"{"kind":"tool_call","tool":"shell","args":{"cmd":"ls"},"title":"List files","summary":"ls"}"#;
 
+pub async fn quota(c: &mut Grpc, token: &str) -> Result<GetQuotaResponse, Status> {
+    c.get_quota(authed(
+        token,
+        GetQuotaRequest {
+            request_id: "q".into(),
+        },
+    ))
+    .await
+    .map(|r| r.into_inner())
+}
+
+pub async fn identity_devices(
+    c: &mut Grpc,
+    token: &str,
+    identity: &str,
+) -> Result<Vec<IdentityDevice>, Status> {
+    c.get_identity_devices(authed(
+        token,
+        GetIdentityDevicesRequest {
+            request_id: "devices".into(),
+            identity_id: identity.into(),
+        },
+    ))
+    .await
+    .map(|r| r.into_inner().devices)
+}
+
 /// The pq public key of a device, through GetIdentityDevices.
 pub async fn device_key(c: &mut Grpc, token: &str, identity: &str, device_id: &str) -> Vec<u8> {
-    let devices = c
-        .get_identity_devices(authed(
-            token,
-            noxy_devrelay::proto::GetIdentityDevicesRequest {
-                request_id: "keys".into(),
-                identity_id: identity.into(),
-            },
-        ))
+    identity_devices(c, token, identity)
         .await
         .expect("GetIdentityDevices")
-        .into_inner()
-        .devices;
-    devices
         .into_iter()
         .find(|d| d.device_id == device_id)
         .expect("device listed")
@@ -201,14 +220,14 @@ pub async fn wait_terminal(
 /// A minimal HTTP/1 client: (status, JSON body).
 pub async fn http(
     method: &str,
-    url: &str,
+    url: impl AsRef<str>,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let req = http::Request::builder()
         .method(method)
-        .uri(url)
+        .uri(url.as_ref())
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))
         .expect("request");
