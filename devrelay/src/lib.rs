@@ -50,6 +50,10 @@ pub use state::{
     DecisionRecord, DecryptFailureRecord, DecryptedRecord, DeliveryRecord, Inspection,
 };
 
+/// The largest gRPC request the relay decodes (tonic's default, made explicit). A bigger one,
+/// e.g. a 100 MB ciphertext, is refused with OUT_OF_RANGE before the relay acts on it.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Messages, server and client stubs generated from `proto/agent.proto` (package
 /// `noxy.agent`).
 #[allow(missing_docs, clippy::all)]
@@ -137,7 +141,8 @@ impl DevRelay {
         let server = Server::builder().tls_config(ServerTlsConfig::new().identity(identity))?;
         let svc = proto::agent_service_server::AgentServiceServer::new(service::RelayService {
             relay: relay.clone(),
-        });
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
         let grpc_cancel = cancel.clone();
         let grpc_task = tokio::spawn(async move {

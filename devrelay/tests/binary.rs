@@ -5,8 +5,6 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use noxy_devrelay::proto::GetQuotaRequest;
-
 const BIN: &str = env!("CARGO_BIN_EXE_noxy-devrelay");
 
 #[test]
@@ -110,16 +108,7 @@ async fn starts_on_port_zero_writes_ready_file_and_reuses_its_ca() {
     assert!(ca.contains("BEGIN CERTIFICATE"));
 
     let mut c = common::client_for(&endpoint, &ca).await;
-    let q = c
-        .get_quota(common::authed(
-            "tok-1",
-            GetQuotaRequest {
-                request_id: "q".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let q = common::quota(&mut c, "tok-1").await.unwrap();
     assert_eq!((q.app_name.as_str(), q.quota_total), ("bin-app", 5));
     drop(c);
     drop(child);
@@ -130,13 +119,5 @@ async fn starts_on_port_zero_writes_ready_file_and_reuses_its_ca() {
     let ca2 = std::fs::read_to_string(info["ca_path"].as_str().unwrap()).unwrap();
     assert_eq!(ca, ca2);
     let mut c = common::client_for(info["endpoint"].as_str().unwrap(), &ca2).await;
-    assert!(c
-        .get_quota(common::authed(
-            "tok-1",
-            GetQuotaRequest {
-                request_id: "q".into()
-            }
-        ))
-        .await
-        .is_ok());
+    assert!(common::quota(&mut c, "tok-1").await.is_ok());
 }

@@ -154,16 +154,7 @@ async fn repeated_request_id_returns_first_answer_without_delivering_or_charging
     assert!(snap.deliveries.iter().all(|d| d.count == 1));
     assert_eq!(snap.decisions.len(), 1);
     assert_eq!(snap.quota_remaining[APP], 99);
-    let q = c
-        .get_quota(authed(
-            TOKEN,
-            GetQuotaRequest {
-                request_id: "q".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let q = quota(&mut c, TOKEN).await.unwrap();
     assert_eq!((q.quota_total, q.quota_remaining), (100, 99));
     assert_eq!(q.app_name, APP);
     assert_eq!(q.status, QuotaStatus::QuotaActive as i32);
@@ -225,33 +216,11 @@ async fn apps_are_isolated() {
     );
 
     // B's "alice" is a different identity with its own devices.
-    let b_alice = c
-        .get_identity_devices(authed(
-            "token-b",
-            GetIdentityDevicesRequest {
-                request_id: "x".into(),
-                identity_id: "alice".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .devices;
+    let b_alice = identity_devices(&mut c, "token-b", "alice").await.unwrap();
     assert_eq!(b_alice.len(), 1);
     assert_ne!(b_alice[0].device_id, a_device);
     // A does not see B's identity at all.
-    let a_bob = c
-        .get_identity_devices(authed(
-            "token-a",
-            GetIdentityDevicesRequest {
-                request_id: "x".into(),
-                identity_id: "bob".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .devices;
+    let a_bob = identity_devices(&mut c, "token-a", "bob").await.unwrap();
     assert!(a_bob.is_empty());
 
     // B cannot route to A's device, and its request ids are its own.
@@ -294,16 +263,7 @@ async fn quota_exhaustion_and_suspension_reject() {
             .code(),
         Code::NotFound
     );
-    let q = c
-        .get_quota(authed(
-            TOKEN,
-            GetQuotaRequest {
-                request_id: "q".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let q = quota(&mut c, TOKEN).await.unwrap();
     assert_eq!((q.quota_total, q.quota_remaining), (1, 0));
 
     // Suspended app.
@@ -317,16 +277,7 @@ async fn quota_exhaustion_and_suspension_reject() {
     .await
     .unwrap();
     assert_eq!(out.status, DeliveryStatus::Rejected as i32);
-    let q = c
-        .get_quota(authed(
-            "token-s",
-            GetQuotaRequest {
-                request_id: "q".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let q = quota(&mut c, "token-s").await.unwrap();
     assert_eq!(q.status, QuotaStatus::QuotaSuspended as i32);
     assert_eq!(q.quota_remaining, 10);
 
@@ -355,10 +306,11 @@ async fn quota_exhaustion_and_suspension_reject() {
 
 #[tokio::test]
 async fn first_answer_wins() {
+    // The rejecting device is offline until the approving one has answered: no race on timing.
     let relay = start(vec![app(
         "fay",
         vec![
-            DevicePolicy::RejectAfter(Duration::from_millis(200)),
+            DevicePolicy::Offline(Box::new(DevicePolicy::Reject)),
             DevicePolicy::Approve,
         ],
     )])
@@ -367,18 +319,18 @@ async fn first_answer_wins() {
     let ids = relay.device_ids(APP, "fay");
     for (i, id) in ids.iter().enumerate() {
         let key = device_key(&mut c, TOKEN, "fay", id).await;
-        let out = route(
+        route(
             &mut c,
             TOKEN,
             route_request(&key, id, &format!("r{i}"), "dec-faf", 60, PAYLOAD),
         )
         .await
         .unwrap();
-        assert_eq!(out.status, DeliveryStatus::Delivered as i32);
     }
     let r = wait_terminal(&mut c, TOKEN, "dec-faf", "fay").await;
     assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
-    // The slow rejecting device answers later; its answer is ignored.
+    // The rejecting device answers later; its answer is ignored.
+    relay.set_device_online(&ids[0], true);
     assert!(relay.wait_for(WAIT, |i| i.late_answers == 1).await);
     let r = outcome(&mut c, TOKEN, "dec-faf", "fay").await.unwrap();
     assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
@@ -387,7 +339,132 @@ async fn first_answer_wins() {
         snap.decisions[0].answered_by.as_deref(),
         Some(ids[1].as_str())
     );
+    assert_eq!(snap.decrypted.len(), 2, "both devices decrypted it");
     assert_eq!(snap.quota_remaining[APP], 99, "one decision, one charge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_repeats_of_one_request_id_deliver_and_charge_once() {
+    let relay = start(vec![app("ned", vec![DevicePolicy::Ignore])]).await;
+    let mut c = client(&relay).await;
+    let device = relay.device_ids(APP, "ned")[0].clone();
+    let key = device_key(&mut c, TOKEN, "ned", &device).await;
+    // No decision id: a racing second call must not generate a second decision either.
+    let req = route_request(&key, &device, "req-race", "", 60, PAYLOAD);
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let (mut c, req) = (c.clone(), req.clone());
+            tokio::spawn(async move { route(&mut c, TOKEN, req).await.unwrap() })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap());
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(answers[0].status, DeliveryStatus::Delivered as i32);
+    let snap = relay.inspect();
+    assert_eq!(snap.route_calls, 16);
+    assert_eq!(snap.deliveries.len(), 1);
+    assert_eq!(snap.deliveries[0].count, 1);
+    assert_eq!(snap.decisions.len(), 1);
+    assert_eq!(snap.quota_remaining[APP], 99);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_deliveries_of_one_decision_charge_once() {
+    let relay = start(vec![app("oz", vec![DevicePolicy::Ignore; 6])]).await;
+    let mut c = client(&relay).await;
+    let mut calls = Vec::new();
+    for (i, id) in relay.device_ids(APP, "oz").into_iter().enumerate() {
+        let key = device_key(&mut c, TOKEN, "oz", &id).await;
+        let req = route_request(&key, &id, &format!("r{i}"), "dec-fan", 60, PAYLOAD);
+        let mut c = c.clone();
+        calls.push(tokio::spawn(async move {
+            route(&mut c, TOKEN, req).await.unwrap()
+        }));
+    }
+    for call in calls {
+        let out = call.await.unwrap();
+        assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+        assert_eq!(out.decision_id, "dec-fan");
+    }
+    let snap = relay.inspect();
+    assert_eq!(snap.deliveries.len(), 6);
+    assert_eq!(snap.decisions.len(), 1);
+    assert_eq!(snap.quota_remaining[APP], 99, "one decision, one charge");
+    assert!(relay.wait_for(WAIT, |i| i.decrypted.len() == 6).await);
+}
+
+#[tokio::test]
+async fn a_decision_id_reused_by_another_app_stays_separate() {
+    let relay = start(vec![
+        AppConfig::new("token-a", "app-a", 10).with_identity("alice", vec![DevicePolicy::Ignore]),
+        AppConfig::new("token-b", "app-b", 10).with_identity("alice", vec![DevicePolicy::Approve]),
+    ])
+    .await;
+    let mut c = client(&relay).await;
+    for (token, app) in [("token-a", "app-a"), ("token-b", "app-b")] {
+        let device = relay.device_ids(app, "alice")[0].clone();
+        let key = device_key(&mut c, token, "alice", &device).await;
+        let out = route(
+            &mut c,
+            token,
+            route_request(&key, &device, "same-request", "same-decision", 60, PAYLOAD),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.status, DeliveryStatus::Delivered as i32, "{app}");
+        assert_eq!(out.decision_id, "same-decision");
+    }
+    // B's device approves B's decision; A's stays pending.
+    let r = wait_terminal(&mut c, "token-b", "same-decision", "alice").await;
+    assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
+    assert!(
+        outcome(&mut c, "token-a", "same-decision", "alice")
+            .await
+            .unwrap()
+            .pending
+    );
+    let snap = relay.inspect();
+    assert_eq!(snap.decisions.len(), 2);
+    assert_eq!(snap.deliveries.len(), 2);
+    assert_eq!(
+        relay
+            .wait_for_outcome("app-b", "same-decision", WAIT)
+            .await
+            .as_deref(),
+        Some("APPROVED")
+    );
+    let a = snap
+        .decisions
+        .iter()
+        .find(|d| d.app_name == "app-a")
+        .unwrap();
+    assert_eq!(
+        (a.outcome.as_str(), a.answered_by.as_ref()),
+        ("PENDING", None)
+    );
+    assert_eq!(snap.quota_remaining["app-a"], 9);
+    assert_eq!(snap.quota_remaining["app-b"], 9);
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused_before_the_relay_acts() {
+    let relay = start(vec![app("pam", vec![DevicePolicy::Approve])]).await;
+    let mut c = client(&relay).await;
+    let device = relay.device_ids(APP, "pam")[0].clone();
+    let key = device_key(&mut c, TOKEN, "pam", &device).await;
+    let mut req = route_request(&key, &device, "r-big", "d-big", 60, PAYLOAD);
+    req.ciphertext = vec![0; noxy_devrelay::MAX_MESSAGE_BYTES];
+    let err = route(&mut c, TOKEN, req).await.unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let snap = relay.inspect();
+    assert_eq!(snap.route_calls, 0);
+    assert!(snap.deliveries.is_empty());
+    // The connection and the relay are fine.
+    let (_, out) = route_first(&relay, &mut c, "pam", "r-small", "d-small", 60).await;
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
 }
 
 #[tokio::test]
@@ -436,15 +513,7 @@ async fn missing_or_unknown_token_is_unauthenticated() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
-    let err = c
-        .get_quota(authed(
-            "wrong-token",
-            GetQuotaRequest {
-                request_id: "q".into(),
-            },
-        ))
-        .await
-        .unwrap_err();
+    let err = quota(&mut c, "wrong-token").await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let mut req = tonic::Request::new(GetQuotaRequest {
         request_id: "q".into(),
@@ -464,14 +533,7 @@ async fn missing_or_unknown_token_is_unauthenticated() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
-    let err = c
-        .get_identity_devices(authed(
-            "wrong-token",
-            GetIdentityDevicesRequest {
-                request_id: "x".into(),
-                identity_id: "hal".into(),
-            },
-        ))
+    let err = identity_devices(&mut c, "wrong-token", "hal")
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -525,25 +587,9 @@ async fn scripted_unavailable_before_and_after_acting() {
 
     // Other methods are scripted independently.
     relay.fail_next("GetQuota", 1, FailWhen::BeforeActing);
-    let err = c
-        .get_quota(authed(
-            TOKEN,
-            GetQuotaRequest {
-                request_id: "q".into(),
-            },
-        ))
-        .await
-        .unwrap_err();
+    let err = quota(&mut c, TOKEN).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
-    assert!(c
-        .get_quota(authed(
-            TOKEN,
-            GetQuotaRequest {
-                request_id: "q".into()
-            }
-        ))
-        .await
-        .is_ok());
+    assert!(quota(&mut c, TOKEN).await.is_ok());
 }
 
 #[tokio::test]
@@ -560,16 +606,7 @@ async fn random_faults_are_deterministic_and_latency_and_stall_apply() {
         let mut c = c;
         let mut v = Vec::new();
         for _ in 0..16 {
-            v.push(
-                c.get_quota(authed(
-                    TOKEN,
-                    GetQuotaRequest {
-                        request_id: "q".into(),
-                    },
-                ))
-                .await
-                .is_ok(),
-            );
+            v.push(quota(&mut c, TOKEN).await.is_ok());
         }
         v
     };
@@ -581,16 +618,7 @@ async fn random_faults_are_deterministic_and_latency_and_stall_apply() {
     assert!(a.contains(&true) && a.contains(&false), "{a:?}");
     // Methods outside the list are untouched.
     for _ in 0..8 {
-        assert!(c
-            .get_identity_devices(authed(
-                TOKEN,
-                GetIdentityDevicesRequest {
-                    request_id: "x".into(),
-                    identity_id: "jon".into()
-                },
-            ))
-            .await
-            .is_ok());
+        assert!(identity_devices(&mut c, TOKEN, "jon").await.is_ok());
     }
 
     relay.set_faults(FaultConfig {
@@ -598,14 +626,7 @@ async fn random_faults_are_deterministic_and_latency_and_stall_apply() {
         ..FaultConfig::default()
     });
     let t = Instant::now();
-    c.get_quota(authed(
-        TOKEN,
-        GetQuotaRequest {
-            request_id: "q".into(),
-        },
-    ))
-    .await
-    .unwrap();
+    quota(&mut c, TOKEN).await.unwrap();
     assert!(t.elapsed() >= Duration::from_millis(150));
 
     relay.set_faults(FaultConfig {
@@ -628,15 +649,7 @@ async fn random_faults_are_deterministic_and_latency_and_stall_apply() {
         other => panic!("a stalled call must end with the client's deadline: {other:?}"),
     }
     relay.set_faults(FaultConfig::default());
-    assert!(c
-        .get_quota(authed(
-            TOKEN,
-            GetQuotaRequest {
-                request_id: "q".into()
-            }
-        ))
-        .await
-        .is_ok());
+    assert!(quota(&mut c, TOKEN).await.is_ok());
 }
 
 #[tokio::test]
