@@ -47,28 +47,25 @@ async fn external_device_decrypts_and_approves_over_http() {
     assert_eq!(devices[0].pq_public_key, pk);
     assert_eq!(devices[0].public_key, vec![5u8; 32]);
 
+    let list = || {
+        http(
+            "GET",
+            format!("{base}/v1/devices/{device_id}/decisions"),
+            None,
+        )
+    };
     // Nothing delivered yet.
-    let (status, list) = http(
-        "GET",
-        &format!("{base}/v1/devices/{device_id}/decisions"),
-        None,
-    )
-    .await;
+    let (status, list_before) = list().await;
     assert_eq!(status, 200);
-    assert_eq!(list, json!([]));
+    assert_eq!(list_before, json!([]));
 
     let req = route_request(&pk, &device_id, "req-h", "dec-h", 30, PAYLOAD);
     let out = route(&mut c, TOKEN, req.clone()).await.unwrap();
     assert_eq!(out.status, DeliveryStatus::Delivered as i32);
 
-    let (status, list) = http(
-        "GET",
-        &format!("{base}/v1/devices/{device_id}/decisions"),
-        None,
-    )
-    .await;
+    let (status, list_after) = list().await;
     assert_eq!(status, 200);
-    let items = list.as_array().expect("array");
+    let items = list_after.as_array().expect("array");
     assert_eq!(items.len(), 1);
     let item = &items[0];
     assert_eq!(item["decision_id"], "dec-h");

@@ -19,26 +19,7 @@ fn app(identity: &str, devices: Vec<DevicePolicy>) -> AppConfig {
     AppConfig::new(TOKEN, APP, 100).with_identity(identity, devices)
 }
 
-/// Routes PAYLOAD to the first device of `identity`: (device id, outcome).
-async fn route_first(
-    relay: &noxy_devrelay::DevRelay,
-    c: &mut Grpc,
-    identity: &str,
-    request_id: &str,
-    decision_id: &str,
-    ttl: u32,
-) -> (String, noxy_devrelay::proto::DeliveryOutcome) {
-    let device = relay.device_ids(APP, identity)[0].clone();
-    let key = device_key(c, TOKEN, identity, &device).await;
-    let out = route(
-        c,
-        TOKEN,
-        route_request(&key, &device, request_id, decision_id, ttl, PAYLOAD),
-    )
-    .await
-    .expect("RouteDecision");
-    (device, out)
-}
+const MAIN: (&str, &str) = (TOKEN, APP);
 
 #[tokio::test]
 async fn approve_device_approves_after_decrypting() {
@@ -65,7 +46,7 @@ async fn approve_device_approves_after_decrypting() {
         vec![devices.devices[0].device_id.clone()]
     );
 
-    let (device, out) = route_first(&relay, &mut c, "alice", "req-1", "dec-1", 60).await;
+    let (device, out) = route_first(&relay, &mut c, MAIN, "alice", "req-1", "dec-1", 60).await;
     assert_eq!(out.status, DeliveryStatus::Delivered as i32);
     assert_eq!(out.request_id, "req-1");
     assert_eq!(out.decision_id, "dec-1");
@@ -95,7 +76,7 @@ async fn approve_device_approves_after_decrypting() {
 async fn reject_device_rejects_and_empty_decision_id_is_generated() {
     let relay = start(vec![app("bob", vec![DevicePolicy::Reject])]).await;
     let mut c = client(&relay).await;
-    let (_, out) = route_first(&relay, &mut c, "bob", "req-1", "", 60).await;
+    let (_, out) = route_first(&relay, &mut c, MAIN, "bob", "req-1", "", 60).await;
     assert_eq!(out.status, DeliveryStatus::Delivered as i32);
     assert_eq!(
         out.decision_id.len(),
@@ -165,7 +146,7 @@ async fn unanswered_decision_expires_at_its_ttl() {
     let relay = start(vec![app("dave", vec![DevicePolicy::Ignore])]).await;
     let mut c = client(&relay).await;
     let started = Instant::now();
-    let (_, out) = route_first(&relay, &mut c, "dave", "req-1", "dec-exp", 1).await;
+    let (_, out) = route_first(&relay, &mut c, MAIN, "dave", "req-1", "dec-exp", 1).await;
     assert_eq!(out.status, DeliveryStatus::Delivered as i32);
     let r = outcome(&mut c, TOKEN, "dec-exp", "dave").await.unwrap();
     assert!(r.pending);
@@ -187,15 +168,16 @@ async fn apps_are_isolated() {
     ])
     .await;
     let mut c = client(&relay).await;
-    let a_device = relay.device_ids("app-a", "alice")[0].clone();
-    let key = device_key(&mut c, "token-a", "alice", &a_device).await;
-    let out = route(
+    let (a_device, out) = route_first(
+        &relay,
         &mut c,
-        "token-a",
-        route_request(&key, &a_device, "r1", "dec-a", 60, PAYLOAD),
+        ("token-a", "app-a"),
+        "alice",
+        "r1",
+        "dec-a",
+        60,
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(out.status, DeliveryStatus::Delivered as i32);
 
     // B cannot see A's decision, not even for the same identity id.
@@ -224,6 +206,7 @@ async fn apps_are_isolated() {
     assert!(a_bob.is_empty());
 
     // B cannot route to A's device, and its request ids are its own.
+    let key = device_key(&mut c, "token-a", "alice", &a_device).await;
     let out = route(
         &mut c,
         "token-b",
@@ -251,9 +234,9 @@ async fn quota_exhaustion_and_suspension_reject() {
     ])
     .await;
     let mut c = client(&relay).await;
-    let (_, first) = route_first(&relay, &mut c, "erin", "r1", "d1", 60).await;
+    let (_, first) = route_first(&relay, &mut c, MAIN, "erin", "r1", "d1", 60).await;
     assert_eq!(first.status, DeliveryStatus::Delivered as i32);
-    let (_, second) = route_first(&relay, &mut c, "erin", "r2", "d2", 60).await;
+    let (_, second) = route_first(&relay, &mut c, MAIN, "erin", "r2", "d2", 60).await;
     assert_eq!(second.status, DeliveryStatus::Rejected as i32);
     assert_eq!(second.decision_id, "d2");
     assert_eq!(
@@ -404,17 +387,18 @@ async fn a_decision_id_reused_by_another_app_stays_separate() {
     ])
     .await;
     let mut c = client(&relay).await;
-    for (token, app) in [("token-a", "app-a"), ("token-b", "app-b")] {
-        let device = relay.device_ids(app, "alice")[0].clone();
-        let key = device_key(&mut c, token, "alice", &device).await;
-        let out = route(
+    for app in [("token-a", "app-a"), ("token-b", "app-b")] {
+        let (_, out) = route_first(
+            &relay,
             &mut c,
-            token,
-            route_request(&key, &device, "same-request", "same-decision", 60, PAYLOAD),
+            app,
+            "alice",
+            "same-request",
+            "same-decision",
+            60,
         )
-        .await
-        .unwrap();
-        assert_eq!(out.status, DeliveryStatus::Delivered as i32, "{app}");
+        .await;
+        assert_eq!(out.status, DeliveryStatus::Delivered as i32, "{app:?}");
         assert_eq!(out.decision_id, "same-decision");
     }
     // B's device approves B's decision; A's stays pending.
@@ -463,7 +447,7 @@ async fn a_message_over_the_size_limit_is_refused_before_the_relay_acts() {
     assert_eq!(snap.route_calls, 0);
     assert!(snap.deliveries.is_empty());
     // The connection and the relay are fine.
-    let (_, out) = route_first(&relay, &mut c, "pam", "r-small", "d-small", 60).await;
+    let (_, out) = route_first(&relay, &mut c, MAIN, "pam", "r-small", "d-small", 60).await;
     assert_eq!(out.status, DeliveryStatus::Delivered as i32);
 }
 
@@ -475,7 +459,7 @@ async fn offline_device_queues_then_answers_when_online() {
     )])
     .await;
     let mut c = client(&relay).await;
-    let (device, out) = route_first(&relay, &mut c, "gus", "r1", "dec-off", 60).await;
+    let (device, out) = route_first(&relay, &mut c, MAIN, "gus", "r1", "dec-off", 60).await;
     assert_eq!(out.status, DeliveryStatus::Queued as i32);
     assert!(
         outcome(&mut c, TOKEN, "dec-off", "gus")
@@ -498,7 +482,7 @@ async fn offline_device_queues_then_answers_when_online() {
     assert_eq!(snap.deliveries[0].count, 1);
 
     // Online now: the next one is DELIVERED at once.
-    let (_, out) = route_first(&relay, &mut c, "gus", "r2", "dec-on", 60).await;
+    let (_, out) = route_first(&relay, &mut c, MAIN, "gus", "r2", "dec-on", 60).await;
     assert_eq!(out.status, DeliveryStatus::Delivered as i32);
 }
 

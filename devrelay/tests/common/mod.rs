@@ -166,6 +166,24 @@ pub fn route_request(
     }
 }
 
+/// Routes PAYLOAD to the first device of `identity` in the app `(token, app name)`:
+/// (device id, outcome).
+pub async fn route_first(
+    relay: &DevRelay,
+    c: &mut Grpc,
+    (token, app): (&str, &str),
+    identity: &str,
+    request_id: &str,
+    decision_id: &str,
+    ttl: u32,
+) -> (String, DeliveryOutcome) {
+    let device = relay.device_ids(app, identity)[0].clone();
+    let key = device_key(c, token, identity, &device).await;
+    let req = route_request(&key, &device, request_id, decision_id, ttl, PAYLOAD);
+    let out = route(c, token, req).await.expect("RouteDecision");
+    (device, out)
+}
+
 pub async fn route(
     c: &mut Grpc,
     token: &str,
