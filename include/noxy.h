@@ -558,19 +558,28 @@ struct noxy_error *noxy_client_close(const struct noxy_client *client);
 /**
  * Releases a client. NULL is a no-op.
  *
- * Cancels everything in flight, then waits (at most 5 s) until the callback of every async
- * operation has run (each reports `NOXY_ERROR_CANCELLED` unless it had already finished), then
- * stops the runtime and the completion thread. When `noxy_free` returns, no callback of this
- * client runs any more. Operation handles (`noxy_operation`) stay valid until freed.
+ * Closes the client (everything in flight ends with `NOXY_ERROR_CANCELLED`), waits until the
+ * callback of every async operation has run (exactly once each: CANCELLED unless the
+ * operation had already finished), then stops the runtime and the completion thread. When
+ * `noxy_free` returns, no callback of this client runs any more. Operations that have not
+ * ended 5 s after the close are dropped (their callbacks report CANCELLED); a callback that
+ * is running is always waited for, however long it takes. Operation handles
+ * (`noxy_operation`) stay valid until freed.
  *
- * Threads: call it from any host thread once no other thread is inside a blocking call on
- * this client (use `noxy_client_close` to end those first). From inside a completion callback
- * of this same client, it returns at once: the remaining operations' callbacks (CANCELLED)
- * then run on the completion thread right after the current callback returns, and the
- * completion thread exits. In either case `client` is invalid as soon as `noxy_free` is
- * called. Do not hold a lock that a callback of this client needs while calling `noxy_free`
- * (the callbacks must be able to finish). In a child process after `fork()`, it only releases the handle (the parent's threads
- * do not exist in the child; their memory is left as is).
+ * Threads:
+ * - Any host thread, once no other host thread uses `client` (end blocking calls running on
+ *   other threads with `noxy_client_close` first).
+ * - From inside a completion callback of this same client it returns at once: the remaining
+ *   callbacks (CANCELLED) run on the completion thread right after the current one returns,
+ *   then the completion thread stops the runtime and exits.
+ * - Callbacks of this client that run during its teardown may still pass `client` to library
+ *   calls, which then fail with `NOXY_ERROR_CANCELLED`: the handle is released last. Nothing
+ *   else may use `client` once `noxy_free` was called, and it must not be freed twice.
+ * - Do not hold a lock that a callback of this client needs while calling `noxy_free`: it
+ *   waits for the callbacks, so that would deadlock.
+ * - Not from the log callback.
+ * - In a child process after `fork()`, it only releases the handle (the parent's threads do
+ *   not exist in the child; the memory they shared is left as is).
  *
  * # Safety
  * `client` is NULL or a `noxy_client` that was not freed yet.

@@ -10,7 +10,6 @@
 //! - Blocking calls run their future on the calling host thread (`Handle::block_on`).
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
@@ -119,8 +118,9 @@ pub(crate) struct Shared {
     /// Operations started whose callback has not returned yet.
     pending: Mutex<usize>,
     idle: Condvar,
-    /// `noxy_free` was called from a callback: the completion thread tears down.
-    free_requested: AtomicBool,
+    /// The host's handle, once `noxy_free` was called from a callback of this client: the
+    /// completion thread tears down, then releases it (a cycle that the teardown breaks).
+    retired: Mutex<Option<Box<noxy_client>>>,
 }
 
 /// Locks a mutex, ignoring poisoning (no invariant of ours spans a panic).
@@ -146,6 +146,11 @@ impl Shared {
 
     /// Runs `future` to completion on the calling thread (a blocking call).
     pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> Result<F::Output, Error> {
+        // A closed client answers without touching the runtime, which may already be shut
+        // down (a callback that runs while the client is being freed).
+        if self.client.is_closed() {
+            return Err(Error::cancelled("the client is closed"));
+        }
         if Handle::try_current().is_ok() {
             return Err(Error::invalid_argument(
                 "thread",
@@ -209,8 +214,14 @@ impl Shared {
         self.thread_id.get() == Some(&std::thread::current().id())
     }
 
+    fn free_requested(&self) -> bool {
+        lock(&self.retired).is_some()
+    }
+
     fn shutdown_runtime(&self) {
-        if let Some(runtime) = lock(&self.runtime).take() {
+        // Taken out first: no lock of ours is held while the runtime's tasks are dropped.
+        let runtime = lock(&self.runtime).take();
+        if let Some(runtime) = runtime {
             runtime.shutdown_timeout(SHUTDOWN_WAIT);
         }
     }
@@ -234,7 +245,7 @@ fn completion_loop(shared: Arc<Shared>, receiver: mpsc::Receiver<Message>) {
             Message::Done(completion) => {
                 deliver(completion);
                 shared.finish_one();
-                if shared.free_requested.load(Ordering::SeqCst) {
+                if shared.free_requested() {
                     teardown_on_completion_thread(&shared, &receiver);
                     return;
                 }
@@ -267,7 +278,11 @@ fn teardown_on_completion_thread(shared: &Shared, receiver: &mpsc::Receiver<Mess
         deliver(completion);
         shared.finish_one();
     }
-    lock(&shared.sender).take();
+    drop(lock(&shared.sender).take());
+    // No callback of this client runs any more: release the host's handle.
+    let handle = lock(&shared.retired).take();
+    drop(handle);
+    tracing::debug!("noxy client freed (from a callback)");
 }
 
 /// A client of the Noxy relay: one connection, one runtime, one completion thread.
@@ -307,7 +322,7 @@ fn new_client(config: &noxy_config) -> Result<noxy_client, Error> {
         thread_id: OnceLock::new(),
         pending: Mutex::new(0),
         idle: Condvar::new(),
-        free_requested: AtomicBool::new(false),
+        retired: Mutex::new(None),
     });
     let for_thread = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
@@ -369,19 +384,28 @@ pub unsafe extern "C" fn noxy_client_close(client: *const noxy_client) -> *mut n
 
 /// Releases a client. NULL is a no-op.
 ///
-/// Cancels everything in flight, then waits (at most 5 s) until the callback of every async
-/// operation has run (each reports `NOXY_ERROR_CANCELLED` unless it had already finished), then
-/// stops the runtime and the completion thread. When `noxy_free` returns, no callback of this
-/// client runs any more. Operation handles (`noxy_operation`) stay valid until freed.
+/// Closes the client (everything in flight ends with `NOXY_ERROR_CANCELLED`), waits until the
+/// callback of every async operation has run (exactly once each: CANCELLED unless the
+/// operation had already finished), then stops the runtime and the completion thread. When
+/// `noxy_free` returns, no callback of this client runs any more. Operations that have not
+/// ended 5 s after the close are dropped (their callbacks report CANCELLED); a callback that
+/// is running is always waited for, however long it takes. Operation handles
+/// (`noxy_operation`) stay valid until freed.
 ///
-/// Threads: call it from any host thread once no other thread is inside a blocking call on
-/// this client (use `noxy_client_close` to end those first). From inside a completion callback
-/// of this same client, it returns at once: the remaining operations' callbacks (CANCELLED)
-/// then run on the completion thread right after the current callback returns, and the
-/// completion thread exits. In either case `client` is invalid as soon as `noxy_free` is
-/// called. Do not hold a lock that a callback of this client needs while calling `noxy_free`
-/// (the callbacks must be able to finish). In a child process after `fork()`, it only releases the handle (the parent's threads
-/// do not exist in the child; their memory is left as is).
+/// Threads:
+/// - Any host thread, once no other host thread uses `client` (end blocking calls running on
+///   other threads with `noxy_client_close` first).
+/// - From inside a completion callback of this same client it returns at once: the remaining
+///   callbacks (CANCELLED) run on the completion thread right after the current one returns,
+///   then the completion thread stops the runtime and exits.
+/// - Callbacks of this client that run during its teardown may still pass `client` to library
+///   calls, which then fail with `NOXY_ERROR_CANCELLED`: the handle is released last. Nothing
+///   else may use `client` once `noxy_free` was called, and it must not be freed twice.
+/// - Do not hold a lock that a callback of this client needs while calling `noxy_free`: it
+///   waits for the callbacks, so that would deadlock.
+/// - Not from the log callback.
+/// - In a child process after `fork()`, it only releases the handle (the parent's threads do
+///   not exist in the child; the memory they shared is left as is).
 ///
 /// # Safety
 /// `client` is NULL or a `noxy_client` that was not freed yet.
@@ -391,41 +415,52 @@ pub unsafe extern "C" fn noxy_free(client: *mut noxy_client) {
         return;
     }
     // SAFETY: non-NULL, from noxy_client_new (Box::into_raw), freed once per the contract.
-    let client = unsafe { Box::from_raw(client) };
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        free_client(client.shared)
-    }));
+    let handle = unsafe { Box::from_raw(client) };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || free_client(handle)));
 }
 
-fn free_client(shared: Arc<Shared>) {
-    if shared.check_process().is_err() {
-        // A forked child: dropping would join threads that do not exist here.
+/// Tears a client down; `handle`, the host's `noxy_client`, is released last, once no callback
+/// of the client can run any more.
+fn free_client(handle: Box<noxy_client>) {
+    if handle.shared.check_process().is_err() {
+        // A forked child: dropping would join threads that do not exist here. Release the
+        // handle's own memory only.
+        let noxy_client { shared } = *handle;
         std::mem::forget(shared);
         return;
     }
+    let shared = Arc::clone(&handle.shared);
     shared.client.close();
     if shared.on_completion_thread() {
         // Inside a callback: the completion thread finishes the teardown after it returns.
-        shared.free_requested.store(true, Ordering::SeqCst);
         drop(lock(&shared.thread).take()); // detach: it cannot join itself
+        *lock(&shared.retired) = Some(handle);
         return;
     }
     if Handle::try_current().is_ok() {
         // On a runtime worker (a log callback): the runtime cannot be shut down from inside
         // itself; finish on a helper thread.
-        std::thread::spawn(move || teardown(&shared));
+        std::thread::spawn(move || {
+            teardown(&shared);
+            drop(handle);
+        });
         return;
     }
     teardown(&shared);
+    drop(handle);
 }
 
 fn teardown(shared: &Shared) {
     shared.wait_idle(FREE_WAIT);
     shared.shutdown_runtime();
-    if let Some(sender) = lock(&shared.sender).take() {
+    // Taken out of their mutexes first: no lock of ours is held while the completion thread
+    // runs the last callbacks.
+    let sender = lock(&shared.sender).take();
+    if let Some(sender) = sender {
         let _ = sender.send(Message::Stop);
     }
-    if let Some(thread) = lock(&shared.thread).take() {
+    let thread = lock(&shared.thread).take();
+    if let Some(thread) = thread {
         let _ = thread.join();
     }
     tracing::debug!("noxy client freed");

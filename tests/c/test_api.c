@@ -632,6 +632,160 @@ static void test_client_close(void) {
     counter_destroy(&done);
 }
 
+/* ---- callbacks during the teardown ---- */
+
+typedef struct {
+    counter_t *done;
+    noxy_client *client; /* the client the callback calls back into */
+    int free_it;         /* this callback frees the client instead */
+    int calls;
+    noxy_code code;           /* the operation's own result */
+    noxy_code retry_async;    /* a new async operation started from the callback */
+    noxy_code retry_blocking; /* a blocking call from the callback */
+} retry_state;
+
+/* A host that retries when an operation fails: while the client is being freed, its
+ * callbacks may still pass it to the library, which answers CANCELLED. */
+static void retry_callback(void *user_data, noxy_error *error, noxy_decision_result *result) {
+    retry_state *state = (retry_state *)user_data;
+    state->calls++;
+    state->code = noxy_error_code(error);
+    noxy_error_free(error);
+    noxy_decision_result_free(result);
+    if (state->free_it) {
+        noxy_free(state->client);
+    } else {
+        noxy_error *err = noxy_send_and_wait_async(state->client, ALICE, PAYLOAD, NULL, NULL,
+                                                   dummy_callback, NULL, NULL);
+        state->retry_async = noxy_error_code(err);
+        noxy_error_free(err);
+        noxy_quota *quota = NULL;
+        err = noxy_get_quota(state->client, &quota);
+        state->retry_blocking = noxy_error_code(err);
+        noxy_error_free(err);
+        noxy_quota_free(quota);
+    }
+    counter_add(state->done, 1);
+}
+
+#define RETRY_OPS 4
+
+static int retried_cancelled(const retry_state *state) {
+    return state->calls == 1 && state->code == NOXY_ERROR_CANCELLED &&
+           state->retry_async == NOXY_ERROR_CANCELLED &&
+           state->retry_blocking == NOXY_ERROR_CANCELLED;
+}
+
+static void test_callbacks_use_client_while_freed(void) {
+    /* 1. noxy_free from the host thread. */
+    noxy_client *client = relay_client();
+    CHECK(client != NULL);
+    counter_t done;
+    counter_init(&done);
+    retry_state states[RETRY_OPS + 1];
+    memset(states, 0, sizeof states);
+    for (int i = 0; i < RETRY_OPS; i++) {
+        states[i] = (retry_state){.done = &done, .client = client};
+        CHECK_OK(noxy_send_and_wait_async(client, CAROL, PAYLOAD, NULL, NULL, retry_callback,
+                                          &states[i], NULL));
+    }
+    noxy_free(client);
+    CHECK(counter_get(&done) == RETRY_OPS);
+    for (int i = 0; i < RETRY_OPS; i++) CHECK(retried_cancelled(&states[i]));
+
+    /* 2. noxy_free from a callback (alice's): carol's callbacks run after it returned, on the
+     * completion thread, and still find the handle valid. */
+    client = relay_client();
+    CHECK(client != NULL);
+    counter_destroy(&done);
+    counter_init(&done);
+    memset(states, 0, sizeof states);
+    for (int i = 0; i < RETRY_OPS; i++) {
+        states[i] = (retry_state){.done = &done, .client = client};
+        CHECK_OK(noxy_send_and_wait_async(client, CAROL, PAYLOAD, NULL, NULL, retry_callback,
+                                          &states[i], NULL));
+    }
+    noxy_wait_options *wait = fast_wait(slow(20000));
+    states[RETRY_OPS] = (retry_state){.done = &done, .client = client, .free_it = 1};
+    CHECK_OK(noxy_send_and_wait_async(client, ALICE, PAYLOAD, NULL, wait, retry_callback,
+                                      &states[RETRY_OPS], NULL));
+    noxy_wait_options_free(wait);
+    CHECK(counter_wait(&done, RETRY_OPS + 1, slow(20000)) == RETRY_OPS + 1);
+    CHECK(states[RETRY_OPS].calls == 1 && states[RETRY_OPS].code == NOXY_OK);
+    for (int i = 0; i < RETRY_OPS; i++) CHECK(retried_cancelled(&states[i]));
+    counter_destroy(&done);
+}
+
+typedef struct {
+    counter_t entered; /* the slow callback started */
+    counter_t release; /* the test lets it return */
+    counter_t freed;   /* noxy_free returned */
+    noxy_client *client;
+    int freed_before_return; /* noxy_free had returned while the slow callback ran */
+    int calls;
+    noxy_code later_code;   /* the callback queued behind the slow one */
+    int later_after_free;   /* ... ran after noxy_free returned */
+} slow_state;
+
+static void slow_callback(void *user_data, noxy_error *error, noxy_decision_result *result) {
+    slow_state *state = (slow_state *)user_data;
+    noxy_error_free(error);
+    noxy_decision_result_free(result);
+    counter_add(&state->entered, 1);
+    counter_wait(&state->release, 1, slow(20000));
+    state->freed_before_return = counter_get(&state->freed) != 0;
+}
+
+static void later_callback(void *user_data, noxy_error *error, noxy_decision_result *result) {
+    slow_state *state = (slow_state *)user_data;
+    state->calls++;
+    state->later_code = noxy_error_code(error);
+    state->later_after_free = counter_get(&state->freed) != 0;
+    noxy_error_free(error);
+    noxy_decision_result_free(result);
+}
+
+static void *free_on_thread(void *arg) {
+    slow_state *state = (slow_state *)arg;
+    noxy_free(state->client);
+    counter_add(&state->freed, 1);
+    return NULL;
+}
+
+static void test_free_waits_for_a_slow_callback(void) {
+    slow_state state;
+    memset(&state, 0, sizeof state);
+    counter_init(&state.entered);
+    counter_init(&state.release);
+    counter_init(&state.freed);
+    state.client = relay_client();
+    CHECK(state.client != NULL);
+    noxy_wait_options *wait = fast_wait(slow(20000));
+    CHECK_OK(noxy_send_and_wait_async(state.client, ALICE, PAYLOAD, NULL, wait, slow_callback,
+                                      &state, NULL));
+    noxy_wait_options_free(wait);
+    CHECK_OK(noxy_send_and_wait_async(state.client, CAROL, PAYLOAD, NULL, NULL, later_callback,
+                                      &state, NULL));
+    CHECK(counter_wait(&state.entered, 1, slow(20000)) == 1);
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, free_on_thread, &state) == 0);
+    /* While the slow callback runs, noxy_free must not return (a bounded wait that expects
+     * the condition not to happen). */
+    int early = counter_wait(&state.freed, 1, 300);
+    counter_add(&state.release, 1);
+    CHECK(counter_wait(&state.freed, 1, slow(20000)) == 1);
+    pthread_join(thread, NULL);
+    CHECK(early == 0);
+    CHECK(!state.freed_before_return);
+    /* The operation queued behind the slow callback was cancelled, and its callback ran before
+     * noxy_free returned. */
+    CHECK(state.calls == 1 && state.later_code == NOXY_ERROR_CANCELLED);
+    CHECK(!state.later_after_free);
+    counter_destroy(&state.entered);
+    counter_destroy(&state.release);
+    counter_destroy(&state.freed);
+}
+
 /* ---- 8 host threads sharing one client ---- */
 
 #define THREADS 8
@@ -806,6 +960,8 @@ static const test_case TESTS[] = {
     {"free_while_in_flight", test_free_while_in_flight},
     {"free_from_callback", test_free_from_callback},
     {"client_close", test_client_close},
+    {"callbacks_use_client_while_freed", test_callbacks_use_client_while_freed},
+    {"free_waits_for_a_slow_callback", test_free_waits_for_a_slow_callback},
     {"threads_share_one_client", test_threads_share_one_client},
     {"fork_child_gets_an_error", test_fork_child_gets_an_error},
     {"logging_never_shows_token_or_payload", test_logging_never_shows_token_or_payload},
