@@ -303,7 +303,8 @@ typedef struct noxy_error noxy_error;
  * A started async operation. Cancel it with `noxy_operation_cancel` from any thread; release
  * the handle with `noxy_operation_free` (which does not cancel). The handle is independent of
  * the client's lifetime: it may be cancelled or freed before or after the callback ran, and
- * after `noxy_free` of the client.
+ * after `noxy_free` of the client. Thread-safe. It does not cross `fork()`: in a child,
+ * `noxy_operation_cancel` fails and `noxy_operation_free` only releases the handle.
  */
 typedef struct noxy_operation noxy_operation;
 
@@ -512,8 +513,11 @@ struct noxy_error *noxy_wait_for_outcome_async(const struct noxy_client *client,
 
 /**
  * Cancels an operation: its callback then reports `NOXY_ERROR_CANCELLED`, unless the
- * operation had already finished (then nothing changes). Idempotent; any thread, including
- * the operation's own callback. Returns an error only for a NULL `operation`.
+ * operation had already finished (then nothing changes). Idempotent. Any thread, including
+ * the operation's own callback and any other callback, also after `noxy_free` of the client;
+ * `operation` is borrowed for the call. Fails only for a NULL `operation`, or in a child
+ * process forked after the operation started (`NOXY_ERROR_INVALID_ARGUMENT`; the operation
+ * belongs to the parent).
  *
  * # Safety
  * `operation` is NULL or a live `noxy_operation`.
@@ -522,7 +526,8 @@ struct noxy_error *noxy_operation_cancel(const struct noxy_operation *operation)
 
 /**
  * Releases an operation handle without cancelling the operation (its callback still runs).
- * NULL is a no-op. Any thread.
+ * NULL is a no-op. Any thread, before or after the callback ran and the client was freed.
+ * In a child process after `fork()` it only releases the handle's memory.
  *
  * # Safety
  * `operation` is NULL or a `noxy_operation` that was not freed yet.

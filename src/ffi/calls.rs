@@ -13,13 +13,18 @@ use super::client::{client_arg, noxy_client, noxy_decision_callback, UserData};
 use super::config::{noxy_send_options, noxy_wait_options};
 use super::error::noxy_error;
 use super::results::{noxy_decision_result, noxy_devices, noxy_quota, noxy_send_result};
-use super::util::{free_boxed, guard, guard_value, opt_arg, out_arg, payload_arg, str_arg};
+use super::util::{
+    guard, guard_value, opt_arg, out_arg, payload_arg, ref_arg, same_process, str_arg,
+};
 
 /// A started async operation. Cancel it with `noxy_operation_cancel` from any thread; release
 /// the handle with `noxy_operation_free` (which does not cancel). The handle is independent of
 /// the client's lifetime: it may be cancelled or freed before or after the callback ran, and
-/// after `noxy_free` of the client.
+/// after `noxy_free` of the client. Thread-safe. It does not cross `fork()`: in a child,
+/// `noxy_operation_cancel` fails and `noxy_operation_free` only releases the handle.
 pub struct noxy_operation {
+    /// The process that started the operation (see `fork()` above).
+    pid: u32,
     token: CancellationToken,
 }
 
@@ -254,7 +259,10 @@ pub unsafe extern "C" fn noxy_get_identity_devices(
 /// `out_operation` is NULL or valid for writing one pointer.
 unsafe fn started(token: CancellationToken, out_operation: *mut *mut noxy_operation) {
     if !out_operation.is_null() {
-        let raw = Box::into_raw(Box::new(noxy_operation { token }));
+        let raw = Box::into_raw(Box::new(noxy_operation {
+            pid: std::process::id(),
+            token,
+        }));
         // SAFETY: non-NULL, and the caller promised it is writable.
         unsafe { out_operation.write(raw) };
     }
@@ -370,8 +378,11 @@ pub unsafe extern "C" fn noxy_wait_for_outcome_async(
 }
 
 /// Cancels an operation: its callback then reports `NOXY_ERROR_CANCELLED`, unless the
-/// operation had already finished (then nothing changes). Idempotent; any thread, including
-/// the operation's own callback. Returns an error only for a NULL `operation`.
+/// operation had already finished (then nothing changes). Idempotent. Any thread, including
+/// the operation's own callback and any other callback, also after `noxy_free` of the client;
+/// `operation` is borrowed for the call. Fails only for a NULL `operation`, or in a child
+/// process forked after the operation started (`NOXY_ERROR_INVALID_ARGUMENT`; the operation
+/// belongs to the parent).
 ///
 /// # Safety
 /// `operation` is NULL or a live `noxy_operation`.
@@ -381,19 +392,32 @@ pub unsafe extern "C" fn noxy_operation_cancel(
 ) -> *mut noxy_error {
     guard(|| {
         // SAFETY: forwarded contract.
-        let operation = unsafe { super::util::ref_arg(operation, "operation") }?;
+        let operation = unsafe { ref_arg(operation, "operation") }?;
+        same_process(operation.pid, "operation")?;
         operation.token.cancel();
         Ok(())
     })
 }
 
 /// Releases an operation handle without cancelling the operation (its callback still runs).
-/// NULL is a no-op. Any thread.
+/// NULL is a no-op. Any thread, before or after the callback ran and the client was freed.
+/// In a child process after `fork()` it only releases the handle's memory.
 ///
 /// # Safety
 /// `operation` is NULL or a `noxy_operation` that was not freed yet.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_operation_free(operation: *mut noxy_operation) {
-    // SAFETY: forwarded contract: NULL or an unfreed object from Box::into_raw.
-    guard_value((), || unsafe { free_boxed(operation) })
+    guard_value((), || {
+        if operation.is_null() {
+            return;
+        }
+        // SAFETY: forwarded contract: an unfreed object from Box::into_raw, freed once.
+        let operation = unsafe { Box::from_raw(operation) };
+        if same_process(operation.pid, "operation").is_err() {
+            // The token is shared with the parent's tasks: dropping it takes a lock that a
+            // parent thread, which does not exist here, may have held at fork().
+            let noxy_operation { token, .. } = *operation;
+            std::mem::forget(token);
+        }
+    })
 }

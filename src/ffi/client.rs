@@ -23,7 +23,7 @@ use crate::error::Error;
 use super::config::noxy_config;
 use super::error::noxy_error;
 use super::results::noxy_decision_result;
-use super::util::{guard, out_arg, ref_arg};
+use super::util::{guard, out_arg, ref_arg, same_process};
 
 /// How long `noxy_free` waits for the callbacks of operations in flight (each reports
 /// CANCELLED) before it shuts the runtime down.
@@ -134,14 +134,7 @@ impl Shared {
     /// Fails when the client is used in a process forked after it was created: the runtime's
     /// threads do not exist there, and touching it would hang.
     pub(crate) fn check_process(&self) -> Result<(), Error> {
-        if std::process::id() != self.pid {
-            return Err(Error::invalid_argument(
-                "client",
-                "used in a forked child process: a client cannot cross fork(); \
-                 create a new client in the child",
-            ));
-        }
-        Ok(())
+        same_process(self.pid, "client")
     }
 
     /// Runs `future` to completion on the calling thread (a blocking call).

@@ -74,6 +74,20 @@ pub(crate) unsafe fn payload_arg(ptr: *const c_char, name: &str) -> Result<Paylo
     Payload::from_json_bytes(bytes)
 }
 
+/// Fails when an object created in process `pid` (a client, an operation) is used in a child
+/// forked from it: the threads behind the object do not exist there, and the locks they shared
+/// may be held forever, so touching its state could hang.
+pub(crate) fn same_process(pid: u32, name: &str) -> Result<(), Error> {
+    if std::process::id() == pid {
+        return Ok(());
+    }
+    Err(Error::invalid_argument(
+        name,
+        "used in a forked child process: clients and operations cannot cross fork(); \
+         create a new client in the child",
+    ))
+}
+
 /// Borrows a handle argument; NULL is INVALID_ARGUMENT naming `name`.
 ///
 /// # Safety

@@ -7,6 +7,8 @@
  * Usage: test_api [test-name...]   (no names: every test) */
 #include "harness.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -847,6 +849,15 @@ static void test_fork_child_gets_an_error(void) {
     noxy_quota *quota = NULL;
     CHECK_OK(noxy_get_quota(client, &quota)); /* the runtime is running before the fork */
     noxy_quota_free(quota);
+    /* An operation in flight across the fork: carol never answers. */
+    counter_t done;
+    counter_init(&done);
+    op_state state;
+    memset(&state, 0, sizeof state);
+    state.done = &done;
+    noxy_operation *op = NULL;
+    CHECK_OK(noxy_send_and_wait_async(client, CAROL, PAYLOAD, NULL, NULL, record_callback, &state,
+                                      &op));
     /* The child reports over a pipe: under valgrind its exit status also reflects the memory
      * of the parent's threads, which do not exist in the child and cannot be freed there. */
     int report[2];
@@ -865,14 +876,36 @@ static void test_fork_child_gets_an_error(void) {
                                        NULL);
         ok = ok && noxy_error_code(err) == NOXY_ERROR_INVALID_ARGUMENT;
         noxy_error_free(err);
+        /* The parent's operation: cancelling it in the child is an error, freeing it only
+         * releases the handle. */
+        err = noxy_operation_cancel(op);
+        ok = ok && noxy_error_code(err) == NOXY_ERROR_INVALID_ARGUMENT &&
+             strstr(noxy_error_message(err), "fork") != NULL;
+        noxy_error_free(err);
+        noxy_operation_free(op);
         noxy_free(client); /* must return, not hang on the parent's threads */
+        /* A new client created in the child works. */
+        noxy_client *fresh = relay_client();
+        err = fresh == NULL ? NULL : noxy_get_quota(fresh, &child_quota);
+        ok = ok && fresh != NULL && err == NULL && child_quota != NULL;
+        noxy_error_free(err);
+        noxy_quota_free(child_quota);
+        noxy_free(fresh);
         char verdict = ok ? 'Y' : 'N';
         ssize_t written = write(report[1], &verdict, 1);
         _exit(written == 1 ? 0 : 1);
     }
     close(report[1]);
+    /* A bounded wait for the child's verdict: a child that hangs fails the test. */
     char verdict = 0;
-    ssize_t got = read(report[0], &verdict, 1);
+    ssize_t got = 0;
+    struct pollfd readable = {.fd = report[0], .events = POLLIN};
+    if (poll(&readable, 1, (int)slow(20000)) == 1) {
+        got = read(report[0], &verdict, 1);
+    } else {
+        fprintf(stderr, "    the forked child hangs\n");
+        kill(pid, SIGKILL);
+    }
     close(report[0]);
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid);
@@ -880,7 +913,13 @@ static void test_fork_child_gets_an_error(void) {
     CHECK(got == 1 && verdict == 'Y');
     CHECK_OK(noxy_get_quota(client, &quota)); /* the parent's client still works */
     noxy_quota_free(quota);
+    CHECK(state.calls == 0); /* ... and so does its operation */
+    CHECK_OK(noxy_operation_cancel(op));
+    CHECK(counter_wait(&done, 1, slow(10000)) == 1);
+    CHECK(state.code == NOXY_ERROR_CANCELLED);
+    noxy_operation_free(op);
     noxy_free(client);
+    counter_destroy(&done);
 }
 
 /* ---- logging ---- */
