@@ -355,11 +355,16 @@ typedef void (*noxy_decision_callback)(void *user_data,
  * A log callback: `level` of the event, `message` (UTF-8, NUL-terminated, borrowed: valid only
  * during the call; copy it to keep it), and the `user_data` given at registration.
  *
- * It may run on any thread, including the library's runtime threads, and concurrently with
- * itself: keep it short and thread-safe. It must not call functions of this library other
- * than the `noxy_error_*` accessors (a blocking call from there would stall the runtime);
- * `noxy_set_log_callback` from inside it returns an error. Events the library emits while a
- * log callback runs on the same thread are dropped.
+ * It may run on any thread, including the library's runtime threads, host threads inside a
+ * library call, and the completion threads, and concurrently with itself: keep it short,
+ * thread-safe and non-blocking. While it runs, the I/O of the thread that logged waits, and
+ * `noxy_set_log_callback` on any thread waits for it to return (so it must never wait for a
+ * thread that may be replacing the callback). It must not call functions of this library
+ * other than the `noxy_error_*` accessors, `noxy_error_code_name`, `noxy_outcome_name`,
+ * `noxy_delivery_status_name` and `noxy_version` (a blocking call from a runtime thread would
+ * stall the runtime and fails); `noxy_set_log_callback` from inside it fails with
+ * `NOXY_ERROR_INVALID_ARGUMENT`. Events the library emits while a log callback runs on the
+ * same thread are dropped.
  */
 typedef void (*noxy_log_callback)(noxy_log_level level,
                                   const char *message,
@@ -388,8 +393,9 @@ const char *noxy_version(void);
  * - On success writes a new result to `*out_result` (the caller frees it with
  *   `noxy_decision_result_free`); on failure `*out_result` is untouched.
  *
- * Blocks the calling thread (any host thread, also a completion callback; not the log
- * callback).
+ * Blocks the calling thread: any host thread, any number of them at once, also a completion
+ * callback (which delays that client's other callbacks meanwhile); not the log callback.
+ * `noxy_client_close` on another thread ends it with `NOXY_ERROR_CANCELLED`.
  *
  * # Safety
  * Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -408,7 +414,8 @@ struct noxy_error *noxy_send_and_wait(const struct noxy_client *client,
  * `noxy_send_result_accepted_decision_id`.
  *
  * Arguments as for `noxy_send_and_wait`. On success writes a new result to `*out_result`
- * (free it with `noxy_send_result_free`). Blocks the calling thread.
+ * (free it with `noxy_send_result_free`). Blocks the calling thread, as for
+ * `noxy_send_and_wait`.
  *
  * # Safety
  * Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -423,7 +430,7 @@ struct noxy_error *noxy_send_decision(const struct noxy_client *client,
  * Asks the relay once for the state of `decision_id` of `identity_id` (both UTF-8,
  * NUL-terminated, borrowed). On success writes a new result to `*out_result` (free it with
  * `noxy_decision_result_free`); its outcome may be `NOXY_OUTCOME_PENDING`. Blocks the calling
- * thread.
+ * thread, as for `noxy_send_and_wait`.
  *
  * # Safety
  * Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -437,7 +444,7 @@ struct noxy_error *noxy_get_decision_outcome(const struct noxy_client *client,
  * Polls until `decision_id` of `identity_id` is APPROVED, REJECTED or EXPIRED, within the
  * budget of `wait_options` (NULL: defaults, 15 minutes), then `NOXY_ERROR_WAIT_TIMED_OUT`.
  * On success writes a new result to `*out_result` (free it with
- * `noxy_decision_result_free`). Blocks the calling thread.
+ * `noxy_decision_result_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
  *
  * # Safety
  * Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -450,7 +457,7 @@ struct noxy_error *noxy_wait_for_outcome(const struct noxy_client *client,
 
 /**
  * The app's quota. On success writes a new object to `*out_quota` (free it with
- * `noxy_quota_free`). Blocks the calling thread.
+ * `noxy_quota_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
  *
  * # Safety
  * `client` is NULL or a live client; `out_quota` is NULL or writable.
@@ -461,7 +468,7 @@ struct noxy_error *noxy_get_quota(const struct noxy_client *client,
 /**
  * The devices registered for `identity_id` (UTF-8, NUL-terminated, borrowed). On success
  * writes a new list to `*out_devices` (free it with `noxy_devices_free`). Blocks the calling
- * thread.
+ * thread, as for `noxy_send_and_wait`.
  *
  * # Safety
  * Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -601,6 +608,7 @@ struct noxy_config *noxy_config_new(void);
 
 /**
  * Frees a configuration. NULL is a no-op. Clients created from it are unaffected.
+ * Any thread, once no other thread uses the object.
  *
  * # Safety
  * `config` is NULL or a `noxy_config` that was not freed yet.
@@ -610,6 +618,8 @@ void noxy_config_free(struct noxy_config *config);
 /**
  * Sets the relay endpoint: `https://relay.noxy.network`, `host:port`, `127.0.0.1:50051`
  * (always TLS; port 443 when none is given). Copied. Checked by `noxy_client_new`.
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`; `endpoint` is NULL or a NUL-terminated string.
@@ -619,6 +629,8 @@ struct noxy_error *noxy_config_set_endpoint(struct noxy_config *config,
 
 /**
  * Sets the app's bearer token (visible ASCII). Copied; never logged.
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`; `app_token` is NULL or a NUL-terminated string.
@@ -628,6 +640,8 @@ struct noxy_error *noxy_config_set_app_token(struct noxy_config *config,
 
 /**
  * Sets how long the relay keeps a decision open before marking it EXPIRED (at least 1).
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`.
@@ -638,6 +652,8 @@ struct noxy_error *noxy_config_set_decision_ttl_seconds(struct noxy_config *conf
 /**
  * Trusts only the given root certificate(s), PEM text, instead of the public web PKI (for a
  * private or development relay). NULL restores the default roots. Copied.
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`; `ca_pem` is NULL or a NUL-terminated string.
@@ -648,6 +664,8 @@ struct noxy_error *noxy_config_set_ca_pem(struct noxy_config *config,
 /**
  * Like `noxy_config_set_ca_pem`, reading the PEM text from a file now. A file that cannot be
  * read is `NOXY_ERROR_INVALID_ARGUMENT` naming `ca_pem_path`.
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`; `ca_pem_path` is NULL or a NUL-terminated string.
@@ -657,6 +675,8 @@ struct noxy_error *noxy_config_set_ca_pem_file(struct noxy_config *config,
 
 /**
  * Sets the time allowed to connect (TCP + TLS + HTTP/2), in milliseconds (more than 0).
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`.
@@ -666,6 +686,8 @@ struct noxy_error *noxy_config_set_connect_timeout_ms(struct noxy_config *config
 
 /**
  * Sets the deadline of every single RPC attempt, in milliseconds (more than 0).
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`.
@@ -676,6 +698,8 @@ struct noxy_error *noxy_config_set_request_timeout_ms(struct noxy_config *config
 /**
  * Sets the attempts per call for transient failures, including the first (at least 1;
  * 1 disables retries). A retried RouteDecision keeps its request id.
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`.
@@ -687,6 +711,8 @@ struct noxy_error *noxy_config_set_max_attempts(struct noxy_config *config,
  * Sets the pause between retries: `initial_ms` before the second attempt, multiplied by
  * `multiplier` (at least 1) after each retry, capped at `max_ms` (not below `initial_ms`),
  * with a `jitter` fraction in [0, 1] randomised away.
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`.
@@ -708,6 +734,8 @@ struct noxy_error *noxy_config_set_worker_threads(struct noxy_config *config,
 
 /**
  * Sets the `user-agent` sent with every call (visible ASCII). Copied.
+ * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `config` is NULL or a live `noxy_config`; `user_agent` is NULL or a NUL-terminated string.
@@ -718,11 +746,13 @@ struct noxy_error *noxy_config_set_user_agent(struct noxy_config *config,
 /**
  * New wait options with the relay SDKs' defaults. Never NULL. The caller owns them:
  * `noxy_wait_options_free`.
+ * Any thread.
  */
 struct noxy_wait_options *noxy_wait_options_new(void);
 
 /**
  * Frees wait options. NULL is a no-op.
+ * Any thread, once no other thread uses the object.
  *
  * # Safety
  * `options` is NULL or a `noxy_wait_options` that was not freed yet.
@@ -731,6 +761,8 @@ void noxy_wait_options_free(struct noxy_wait_options *options);
 
 /**
  * Sets the pause after the first poll, in milliseconds (more than 0).
+ * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `options` is NULL or a live `noxy_wait_options`.
@@ -740,6 +772,8 @@ struct noxy_error *noxy_wait_options_set_initial_interval_ms(struct noxy_wait_op
 
 /**
  * Sets the growth of the pause between polls (finite, at least 1).
+ * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `options` is NULL or a live `noxy_wait_options`.
@@ -749,6 +783,8 @@ struct noxy_error *noxy_wait_options_set_multiplier(struct noxy_wait_options *op
 
 /**
  * Sets the longest pause between polls, in milliseconds (not below the initial interval).
+ * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `options` is NULL or a live `noxy_wait_options`.
@@ -759,6 +795,8 @@ struct noxy_error *noxy_wait_options_set_max_interval_ms(struct noxy_wait_option
 /**
  * Sets the whole wait's budget, in milliseconds; then `NOXY_ERROR_WAIT_TIMED_OUT`. 0 polls
  * exactly once. The budget is never overrun.
+ * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `options` is NULL or a live `noxy_wait_options`.
@@ -768,6 +806,8 @@ struct noxy_error *noxy_wait_options_set_max_wait_ms(struct noxy_wait_options *o
 
 /**
  * Sets the fraction in [0, 1] of each pause that is randomised downwards.
+ * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `options` is NULL or a live `noxy_wait_options`.
@@ -778,11 +818,13 @@ struct noxy_error *noxy_wait_options_set_jitter(struct noxy_wait_options *option
 /**
  * New send options: random ids, the client's TTL. Never NULL. The caller owns them:
  * `noxy_send_options_free`.
+ * Any thread.
  */
 struct noxy_send_options *noxy_send_options_new(void);
 
 /**
  * Frees send options. NULL is a no-op.
+ * Any thread, once no other thread uses the object.
  *
  * # Safety
  * `options` is NULL or a `noxy_send_options` that was not freed yet.
@@ -793,6 +835,8 @@ void noxy_send_options_free(struct noxy_send_options *options);
  * Sets an idempotency key (non-empty UTF-8; NULL removes it): the decision id and request ids
  * are then derived from (app token, identity, key, device), so re-sending after a crash
  * yields the relay's existing decision instead of a second prompt. Copied.
+ * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `options` is NULL or a live `noxy_send_options`; `key` is NULL or a NUL-terminated string.
@@ -803,6 +847,8 @@ struct noxy_error *noxy_send_options_set_idempotency_key(struct noxy_send_option
 /**
  * Overrides the client's decision TTL for this decision (at least 1; 0 restores the
  * client's TTL).
+ * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+ * object: it is not synchronised.
  *
  * # Safety
  * `options` is NULL or a live `noxy_send_options`.
@@ -843,6 +889,7 @@ size_t noxy_error_delivery_count(const struct noxy_error *error);
 /**
  * The delivery result at `index` (< `noxy_error_delivery_count`), or NULL when `error` is
  * NULL or `index` is out of range. Borrowed from `error`: valid until `noxy_error_free`.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `error` is NULL or a live error returned by this library.
@@ -870,9 +917,10 @@ void noxy_error_free(struct noxy_error *error);
  * disables logging (the default). Replaces any earlier registration.
  *
  * When this returns, the previous callback is not running on any thread and will not be called
- * again, so its `user_data` may be released. Any thread, except from inside a log callback
- * (`NOXY_ERROR_INVALID_ARGUMENT`). A `max_level` above `NOXY_LOG_TRACE` is
- * `NOXY_ERROR_INVALID_ARGUMENT`.
+ * again, so its `user_data` may be released: it waits for deliveries in progress on other
+ * threads to return. Any thread, including completion callbacks, except from inside a log
+ * callback (`NOXY_ERROR_INVALID_ARGUMENT`). A `max_level` above `NOXY_LOG_TRACE` is
+ * `NOXY_ERROR_INVALID_ARGUMENT`. `user_data` is never read by the library.
  *
  * # Safety
  * `callback`, if not NULL, may be called from any thread with `user_data` until logging is
@@ -905,6 +953,8 @@ const char *noxy_delivery_device_id(const struct noxy_delivery *delivery);
 /**
  * The `request_id` of this device's RouteDecision (kept across retries). Borrowed; NULL when
  * `delivery` is NULL.
+ * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+ * to.
  *
  * # Safety
  * `delivery` is NULL or a live delivery obtained from this library.
@@ -914,6 +964,8 @@ const char *noxy_delivery_request_id(const struct noxy_delivery *delivery);
 /**
  * The relay's delivery status, or `NOXY_DELIVERY_ERROR` when this device's delivery failed in
  * the library (then `noxy_delivery_error_code` is non-zero) or `delivery` is NULL.
+ * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+ * to.
  *
  * # Safety
  * `delivery` is NULL or a live delivery obtained from this library.
@@ -923,6 +975,8 @@ noxy_delivery_state noxy_delivery_status(const struct noxy_delivery *delivery);
 /**
  * The decision id the relay answered for this device, or NULL when the delivery failed.
  * Borrowed.
+ * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+ * to.
  *
  * # Safety
  * `delivery` is NULL or a live delivery obtained from this library.
@@ -932,6 +986,8 @@ const char *noxy_delivery_decision_id(const struct noxy_delivery *delivery);
 /**
  * `NOXY_OK` when the relay answered for this device, else the error that ended this device's
  * delivery (`NOXY_ERROR_*`). `NOXY_ERROR_INVALID_ARGUMENT` when `delivery` is NULL.
+ * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+ * to.
  *
  * # Safety
  * `delivery` is NULL or a live delivery obtained from this library.
@@ -940,6 +996,8 @@ noxy_code noxy_delivery_error_code(const struct noxy_delivery *delivery);
 
 /**
  * The message of this device's error, or NULL when there is none. Borrowed.
+ * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+ * to.
  *
  * # Safety
  * `delivery` is NULL or a live delivery obtained from this library.
@@ -949,6 +1007,7 @@ const char *noxy_delivery_error_message(const struct noxy_delivery *delivery);
 /**
  * The decision id this client generated and sent to every device. Borrowed from `result`;
  * NULL when `result` is NULL.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_send_result`.
@@ -958,6 +1017,7 @@ const char *noxy_send_result_decision_id(const struct noxy_send_result *result);
 /**
  * The decision id of the first delivery the relay accepted (DELIVERED or QUEUED): the one to
  * wait on. NULL when no device accepted it (or `result` is NULL). Borrowed from `result`.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_send_result`.
@@ -967,6 +1027,7 @@ const char *noxy_send_result_accepted_decision_id(const struct noxy_send_result 
 /**
  * Copies the SHA-256 of the exact plaintext bytes every device received into `out` (32
  * bytes). Returns false (and writes nothing) when `result` or `out` is NULL.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_send_result`; `out` is NULL or points to 32 writable bytes.
@@ -977,6 +1038,7 @@ bool noxy_send_result_plaintext_sha256(const struct noxy_send_result *result,
 /**
  * How many per-device results there are (one per device of the identity). 0 when `result`
  * is NULL.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_send_result`.
@@ -985,6 +1047,7 @@ size_t noxy_send_result_delivery_count(const struct noxy_send_result *result);
 
 /**
  * The per-device result at `index`, or NULL when out of range. Borrowed from `result`.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_send_result`.
@@ -994,6 +1057,7 @@ const struct noxy_delivery *noxy_send_result_delivery(const struct noxy_send_res
 
 /**
  * Frees a send result and everything borrowed from it. NULL is a no-op.
+ * Any thread, once no other thread reads the object; what its accessors returned becomes invalid.
  *
  * # Safety
  * `result` is NULL or a `noxy_send_result` from this library that was not freed yet.
@@ -1003,6 +1067,7 @@ void noxy_send_result_free(struct noxy_send_result *result);
 /**
  * The outcome: APPROVED, REJECTED or EXPIRED from the waiting calls; possibly PENDING from
  * `noxy_get_decision_outcome`. `NOXY_OUTCOME_PENDING` when `result` is NULL.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_decision_result`.
@@ -1011,6 +1076,7 @@ noxy_outcome noxy_decision_result_outcome(const struct noxy_decision_result *res
 
 /**
  * Whether the relay still waits for an answer (false when `result` is NULL).
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_decision_result`.
@@ -1020,6 +1086,7 @@ bool noxy_decision_result_is_pending(const struct noxy_decision_result *result);
 /**
  * The decision id this result is about (for send-and-wait: the id that was waited on).
  * Borrowed from `result`; NULL when `result` is NULL.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_decision_result`.
@@ -1030,6 +1097,7 @@ const char *noxy_decision_result_decision_id(const struct noxy_decision_result *
  * For send-and-wait results: copies the SHA-256 of the plaintext every device received into
  * `out` (32 bytes) and returns true. Returns false (writing nothing) for results of the calls
  * that did not send, or when an argument is NULL.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_decision_result`; `out` is NULL or 32 writable bytes.
@@ -1039,6 +1107,7 @@ bool noxy_decision_result_plaintext_sha256(const struct noxy_decision_result *re
 
 /**
  * For send-and-wait results: the number of per-device delivery results; 0 otherwise.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_decision_result`.
@@ -1048,6 +1117,7 @@ size_t noxy_decision_result_delivery_count(const struct noxy_decision_result *re
 /**
  * For send-and-wait results: the per-device result at `index`, or NULL when out of range.
  * Borrowed from `result`.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_decision_result`.
@@ -1057,6 +1127,7 @@ const struct noxy_delivery *noxy_decision_result_delivery(const struct noxy_deci
 
 /**
  * Frees a decision result and everything borrowed from it. NULL is a no-op.
+ * Any thread, once no other thread reads the object; what its accessors returned becomes invalid.
  *
  * # Safety
  * `result` is NULL or a `noxy_decision_result` from this library that was not freed yet.
@@ -1065,6 +1136,7 @@ void noxy_decision_result_free(struct noxy_decision_result *result);
 
 /**
  * The app's name. Borrowed from `quota`; NULL when `quota` is NULL.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `quota` is NULL or a live `noxy_quota`.
@@ -1073,6 +1145,7 @@ const char *noxy_quota_app_name(const struct noxy_quota *quota);
 
 /**
  * Decisions allowed in total (0 when `quota` is NULL).
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `quota` is NULL or a live `noxy_quota`.
@@ -1081,6 +1154,7 @@ uint64_t noxy_quota_total(const struct noxy_quota *quota);
 
 /**
  * Decisions left (0 when `quota` is NULL).
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `quota` is NULL or a live `noxy_quota`.
@@ -1089,6 +1163,7 @@ uint64_t noxy_quota_remaining(const struct noxy_quota *quota);
 
 /**
  * Whether the app may route decisions (`NOXY_QUOTA_DELETED` when `quota` is NULL).
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `quota` is NULL or a live `noxy_quota`.
@@ -1097,6 +1172,7 @@ noxy_quota_state noxy_quota_status(const struct noxy_quota *quota);
 
 /**
  * Frees a quota. NULL is a no-op.
+ * Any thread, once no other thread reads the object; what its accessors returned becomes invalid.
  *
  * # Safety
  * `quota` is NULL or a `noxy_quota` from this library that was not freed yet.
@@ -1105,6 +1181,7 @@ void noxy_quota_free(struct noxy_quota *quota);
 
 /**
  * The number of devices (0 when `devices` is NULL).
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `devices` is NULL or a live `noxy_devices`.
@@ -1114,6 +1191,7 @@ size_t noxy_devices_count(const struct noxy_devices *devices);
 /**
  * The relay's id of the device at `index`, or NULL when out of range. Borrowed from
  * `devices`.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `devices` is NULL or a live `noxy_devices`.
@@ -1124,6 +1202,7 @@ const char *noxy_devices_device_id(const struct noxy_devices *devices,
 /**
  * The device's classical (Ed25519) public key: a borrowed byte array of `*out_len` bytes
  * (`out_len` may be NULL). NULL (and `*out_len` untouched) when out of range.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `devices` is NULL or a live `noxy_devices`; `out_len` is NULL or a writable `size_t`.
@@ -1135,6 +1214,7 @@ const uint8_t *noxy_devices_public_key(const struct noxy_devices *devices,
 /**
  * The device's ML-KEM-768 public key (1184 bytes when well-formed): a borrowed byte array of
  * `*out_len` bytes (`out_len` may be NULL). NULL (and `*out_len` untouched) when out of range.
+ * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `devices` is NULL or a live `noxy_devices`; `out_len` is NULL or a writable `size_t`.
@@ -1145,6 +1225,7 @@ const uint8_t *noxy_devices_pq_public_key(const struct noxy_devices *devices,
 
 /**
  * Frees a device list. NULL is a no-op.
+ * Any thread, once no other thread reads the object; what its accessors returned becomes invalid.
  *
  * # Safety
  * `devices` is NULL or a `noxy_devices` from this library that was not freed yet.

@@ -64,8 +64,9 @@ fn callback_arg(callback: noxy_decision_callback) -> Result<super::client::RawCa
 /// - On success writes a new result to `*out_result` (the caller frees it with
 ///   `noxy_decision_result_free`); on failure `*out_result` is untouched.
 ///
-/// Blocks the calling thread (any host thread, also a completion callback; not the log
-/// callback).
+/// Blocks the calling thread: any host thread, any number of them at once, also a completion
+/// callback (which delays that client's other callbacks meanwhile); not the log callback.
+/// `noxy_client_close` on another thread ends it with `NOXY_ERROR_CANCELLED`.
 ///
 /// # Safety
 /// Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -111,7 +112,8 @@ pub unsafe extern "C" fn noxy_send_and_wait(
 /// `noxy_send_result_accepted_decision_id`.
 ///
 /// Arguments as for `noxy_send_and_wait`. On success writes a new result to `*out_result`
-/// (free it with `noxy_send_result_free`). Blocks the calling thread.
+/// (free it with `noxy_send_result_free`). Blocks the calling thread, as for
+/// `noxy_send_and_wait`.
 ///
 /// # Safety
 /// Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -143,7 +145,7 @@ pub unsafe extern "C" fn noxy_send_decision(
 /// Asks the relay once for the state of `decision_id` of `identity_id` (both UTF-8,
 /// NUL-terminated, borrowed). On success writes a new result to `*out_result` (free it with
 /// `noxy_decision_result_free`); its outcome may be `NOXY_OUTCOME_PENDING`. Blocks the calling
-/// thread.
+/// thread, as for `noxy_send_and_wait`.
 ///
 /// # Safety
 /// Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -172,7 +174,7 @@ pub unsafe extern "C" fn noxy_get_decision_outcome(
 /// Polls until `decision_id` of `identity_id` is APPROVED, REJECTED or EXPIRED, within the
 /// budget of `wait_options` (NULL: defaults, 15 minutes), then `NOXY_ERROR_WAIT_TIMED_OUT`.
 /// On success writes a new result to `*out_result` (free it with
-/// `noxy_decision_result_free`). Blocks the calling thread.
+/// `noxy_decision_result_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
 ///
 /// # Safety
 /// Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -206,7 +208,7 @@ pub unsafe extern "C" fn noxy_wait_for_outcome(
 }
 
 /// The app's quota. On success writes a new object to `*out_quota` (free it with
-/// `noxy_quota_free`). Blocks the calling thread.
+/// `noxy_quota_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
 ///
 /// # Safety
 /// `client` is NULL or a live client; `out_quota` is NULL or writable.
@@ -228,7 +230,7 @@ pub unsafe extern "C" fn noxy_get_quota(
 
 /// The devices registered for `identity_id` (UTF-8, NUL-terminated, borrowed). On success
 /// writes a new list to `*out_devices` (free it with `noxy_devices_free`). Blocks the calling
-/// thread.
+/// thread, as for `noxy_send_and_wait`.
 ///
 /// # Safety
 /// Every pointer is NULL or valid as described; strings are NUL-terminated.

@@ -77,6 +77,7 @@ pub extern "C" fn noxy_config_new() -> *mut noxy_config {
 }
 
 /// Frees a configuration. NULL is a no-op. Clients created from it are unaffected.
+/// Any thread, once no other thread uses the object.
 ///
 /// # Safety
 /// `config` is NULL or a `noxy_config` that was not freed yet.
@@ -88,6 +89,8 @@ pub unsafe extern "C" fn noxy_config_free(config: *mut noxy_config) {
 
 /// Sets the relay endpoint: `https://relay.noxy.network`, `host:port`, `127.0.0.1:50051`
 /// (always TLS; port 443 when none is given). Copied. Checked by `noxy_client_new`.
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`; `endpoint` is NULL or a NUL-terminated string.
@@ -106,6 +109,8 @@ pub unsafe extern "C" fn noxy_config_set_endpoint(
 }
 
 /// Sets the app's bearer token (visible ASCII). Copied; never logged.
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`; `app_token` is NULL or a NUL-terminated string.
@@ -124,6 +129,8 @@ pub unsafe extern "C" fn noxy_config_set_app_token(
 }
 
 /// Sets how long the relay keeps a decision open before marking it EXPIRED (at least 1).
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`.
@@ -143,6 +150,8 @@ pub unsafe extern "C" fn noxy_config_set_decision_ttl_seconds(
 
 /// Trusts only the given root certificate(s), PEM text, instead of the public web PKI (for a
 /// private or development relay). NULL restores the default roots. Copied.
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`; `ca_pem` is NULL or a NUL-terminated string.
@@ -166,6 +175,8 @@ pub unsafe extern "C" fn noxy_config_set_ca_pem(
 
 /// Like `noxy_config_set_ca_pem`, reading the PEM text from a file now. A file that cannot be
 /// read is `NOXY_ERROR_INVALID_ARGUMENT` naming `ca_pem_path`.
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`; `ca_pem_path` is NULL or a NUL-terminated string.
@@ -188,6 +199,8 @@ pub unsafe extern "C" fn noxy_config_set_ca_pem_file(
 }
 
 /// Sets the time allowed to connect (TCP + TLS + HTTP/2), in milliseconds (more than 0).
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`.
@@ -206,6 +219,8 @@ pub unsafe extern "C" fn noxy_config_set_connect_timeout_ms(
 }
 
 /// Sets the deadline of every single RPC attempt, in milliseconds (more than 0).
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`.
@@ -225,6 +240,8 @@ pub unsafe extern "C" fn noxy_config_set_request_timeout_ms(
 
 /// Sets the attempts per call for transient failures, including the first (at least 1;
 /// 1 disables retries). A retried RouteDecision keeps its request id.
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`.
@@ -245,6 +262,8 @@ pub unsafe extern "C" fn noxy_config_set_max_attempts(
 /// Sets the pause between retries: `initial_ms` before the second attempt, multiplied by
 /// `multiplier` (at least 1) after each retry, capped at `max_ms` (not below `initial_ms`),
 /// with a `jitter` fraction in [0, 1] randomised away.
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`.
@@ -293,6 +312,8 @@ pub unsafe extern "C" fn noxy_config_set_worker_threads(
 }
 
 /// Sets the `user-agent` sent with every call (visible ASCII). Copied.
+/// `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `config` is NULL or a live `noxy_config`; `user_agent` is NULL or a NUL-terminated string.
@@ -314,6 +335,7 @@ pub unsafe extern "C" fn noxy_config_set_user_agent(
 
 /// New wait options with the relay SDKs' defaults. Never NULL. The caller owns them:
 /// `noxy_wait_options_free`.
+/// Any thread.
 #[no_mangle]
 pub extern "C" fn noxy_wait_options_new() -> *mut noxy_wait_options {
     Box::into_raw(Box::new(noxy_wait_options {
@@ -322,6 +344,7 @@ pub extern "C" fn noxy_wait_options_new() -> *mut noxy_wait_options {
 }
 
 /// Frees wait options. NULL is a no-op.
+/// Any thread, once no other thread uses the object.
 ///
 /// # Safety
 /// `options` is NULL or a `noxy_wait_options` that was not freed yet.
@@ -332,6 +355,8 @@ pub unsafe extern "C" fn noxy_wait_options_free(options: *mut noxy_wait_options)
 }
 
 /// Sets the pause after the first poll, in milliseconds (more than 0).
+/// `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `options` is NULL or a live `noxy_wait_options`.
@@ -350,6 +375,8 @@ pub unsafe extern "C" fn noxy_wait_options_set_initial_interval_ms(
 }
 
 /// Sets the growth of the pause between polls (finite, at least 1).
+/// `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `options` is NULL or a live `noxy_wait_options`.
@@ -368,6 +395,8 @@ pub unsafe extern "C" fn noxy_wait_options_set_multiplier(
 }
 
 /// Sets the longest pause between polls, in milliseconds (not below the initial interval).
+/// `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `options` is NULL or a live `noxy_wait_options`.
@@ -387,6 +416,8 @@ pub unsafe extern "C" fn noxy_wait_options_set_max_interval_ms(
 
 /// Sets the whole wait's budget, in milliseconds; then `NOXY_ERROR_WAIT_TIMED_OUT`. 0 polls
 /// exactly once. The budget is never overrun.
+/// `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `options` is NULL or a live `noxy_wait_options`.
@@ -405,6 +436,8 @@ pub unsafe extern "C" fn noxy_wait_options_set_max_wait_ms(
 }
 
 /// Sets the fraction in [0, 1] of each pause that is randomised downwards.
+/// `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `options` is NULL or a live `noxy_wait_options`.
@@ -426,6 +459,7 @@ pub unsafe extern "C" fn noxy_wait_options_set_jitter(
 
 /// New send options: random ids, the client's TTL. Never NULL. The caller owns them:
 /// `noxy_send_options_free`.
+/// Any thread.
 #[no_mangle]
 pub extern "C" fn noxy_send_options_new() -> *mut noxy_send_options {
     Box::into_raw(Box::new(noxy_send_options {
@@ -434,6 +468,7 @@ pub extern "C" fn noxy_send_options_new() -> *mut noxy_send_options {
 }
 
 /// Frees send options. NULL is a no-op.
+/// Any thread, once no other thread uses the object.
 ///
 /// # Safety
 /// `options` is NULL or a `noxy_send_options` that was not freed yet.
@@ -446,6 +481,8 @@ pub unsafe extern "C" fn noxy_send_options_free(options: *mut noxy_send_options)
 /// Sets an idempotency key (non-empty UTF-8; NULL removes it): the decision id and request ids
 /// are then derived from (app token, identity, key, device), so re-sending after a crash
 /// yields the relay's existing decision instead of a second prompt. Copied.
+/// `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `options` is NULL or a live `noxy_send_options`; `key` is NULL or a NUL-terminated string.
@@ -469,6 +506,8 @@ pub unsafe extern "C" fn noxy_send_options_set_idempotency_key(
 
 /// Overrides the client's decision TTL for this decision (at least 1; 0 restores the
 /// client's TTL).
+/// `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
+/// object: it is not synchronised.
 ///
 /// # Safety
 /// `options` is NULL or a live `noxy_send_options`.

@@ -141,6 +141,7 @@ pub unsafe extern "C" fn noxy_error_delivery_count(error: *const noxy_error) -> 
 
 /// The delivery result at `index` (< `noxy_error_delivery_count`), or NULL when `error` is
 /// NULL or `index` is out of range. Borrowed from `error`: valid until `noxy_error_free`.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `error` is NULL or a live error returned by this library.

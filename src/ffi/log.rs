@@ -41,11 +41,16 @@ pub enum noxy_log_level {
 /// A log callback: `level` of the event, `message` (UTF-8, NUL-terminated, borrowed: valid only
 /// during the call; copy it to keep it), and the `user_data` given at registration.
 ///
-/// It may run on any thread, including the library's runtime threads, and concurrently with
-/// itself: keep it short and thread-safe. It must not call functions of this library other
-/// than the `noxy_error_*` accessors (a blocking call from there would stall the runtime);
-/// `noxy_set_log_callback` from inside it returns an error. Events the library emits while a
-/// log callback runs on the same thread are dropped.
+/// It may run on any thread, including the library's runtime threads, host threads inside a
+/// library call, and the completion threads, and concurrently with itself: keep it short,
+/// thread-safe and non-blocking. While it runs, the I/O of the thread that logged waits, and
+/// `noxy_set_log_callback` on any thread waits for it to return (so it must never wait for a
+/// thread that may be replacing the callback). It must not call functions of this library
+/// other than the `noxy_error_*` accessors, `noxy_error_code_name`, `noxy_outcome_name`,
+/// `noxy_delivery_status_name` and `noxy_version` (a blocking call from a runtime thread would
+/// stall the runtime and fails); `noxy_set_log_callback` from inside it fails with
+/// `NOXY_ERROR_INVALID_ARGUMENT`. Events the library emits while a log callback runs on the
+/// same thread are dropped.
 pub type noxy_log_callback = Option<
     unsafe extern "C" fn(level: noxy_log_level, message: *const c_char, user_data: *mut c_void),
 >;
@@ -183,9 +188,10 @@ impl Subscriber for Forwarder {
 /// disables logging (the default). Replaces any earlier registration.
 ///
 /// When this returns, the previous callback is not running on any thread and will not be called
-/// again, so its `user_data` may be released. Any thread, except from inside a log callback
-/// (`NOXY_ERROR_INVALID_ARGUMENT`). A `max_level` above `NOXY_LOG_TRACE` is
-/// `NOXY_ERROR_INVALID_ARGUMENT`.
+/// again, so its `user_data` may be released: it waits for deliveries in progress on other
+/// threads to return. Any thread, including completion callbacks, except from inside a log
+/// callback (`NOXY_ERROR_INVALID_ARGUMENT`). A `max_level` above `NOXY_LOG_TRACE` is
+/// `NOXY_ERROR_INVALID_ARGUMENT`. `user_data` is never read by the library.
 ///
 /// # Safety
 /// `callback`, if not NULL, may be called from any thread with `user_data` until logging is

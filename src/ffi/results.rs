@@ -286,6 +286,8 @@ pub unsafe extern "C" fn noxy_delivery_device_id(delivery: *const noxy_delivery)
 
 /// The `request_id` of this device's RouteDecision (kept across retries). Borrowed; NULL when
 /// `delivery` is NULL.
+/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+/// to.
 ///
 /// # Safety
 /// `delivery` is NULL or a live delivery obtained from this library.
@@ -297,6 +299,8 @@ pub unsafe extern "C" fn noxy_delivery_request_id(delivery: *const noxy_delivery
 
 /// The relay's delivery status, or `NOXY_DELIVERY_ERROR` when this device's delivery failed in
 /// the library (then `noxy_delivery_error_code` is non-zero) or `delivery` is NULL.
+/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+/// to.
 ///
 /// # Safety
 /// `delivery` is NULL or a live delivery obtained from this library.
@@ -314,6 +318,8 @@ pub unsafe extern "C" fn noxy_delivery_status(
 
 /// The decision id the relay answered for this device, or NULL when the delivery failed.
 /// Borrowed.
+/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+/// to.
 ///
 /// # Safety
 /// `delivery` is NULL or a live delivery obtained from this library.
@@ -327,6 +333,8 @@ pub unsafe extern "C" fn noxy_delivery_decision_id(
 
 /// `NOXY_OK` when the relay answered for this device, else the error that ended this device's
 /// delivery (`NOXY_ERROR_*`). `NOXY_ERROR_INVALID_ARGUMENT` when `delivery` is NULL.
+/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+/// to.
 ///
 /// # Safety
 /// `delivery` is NULL or a live delivery obtained from this library.
@@ -341,6 +349,8 @@ pub unsafe extern "C" fn noxy_delivery_error_code(delivery: *const noxy_delivery
 }
 
 /// The message of this device's error, or NULL when there is none. Borrowed.
+/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
+/// to.
 ///
 /// # Safety
 /// `delivery` is NULL or a live delivery obtained from this library.
@@ -356,6 +366,7 @@ pub unsafe extern "C" fn noxy_delivery_error_message(
 
 /// The decision id this client generated and sent to every device. Borrowed from `result`;
 /// NULL when `result` is NULL.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_send_result`.
@@ -369,6 +380,7 @@ pub unsafe extern "C" fn noxy_send_result_decision_id(
 
 /// The decision id of the first delivery the relay accepted (DELIVERED or QUEUED): the one to
 /// wait on. NULL when no device accepted it (or `result` is NULL). Borrowed from `result`.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_send_result`.
@@ -386,6 +398,7 @@ pub unsafe extern "C" fn noxy_send_result_accepted_decision_id(
 
 /// Copies the SHA-256 of the exact plaintext bytes every device received into `out` (32
 /// bytes). Returns false (and writes nothing) when `result` or `out` is NULL.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_send_result`; `out` is NULL or points to 32 writable bytes.
@@ -400,6 +413,7 @@ pub unsafe extern "C" fn noxy_send_result_plaintext_sha256(
 
 /// How many per-device results there are (one per device of the identity). 0 when `result`
 /// is NULL.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_send_result`.
@@ -410,6 +424,7 @@ pub unsafe extern "C" fn noxy_send_result_delivery_count(result: *const noxy_sen
 }
 
 /// The per-device result at `index`, or NULL when out of range. Borrowed from `result`.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_send_result`.
@@ -429,6 +444,7 @@ pub unsafe extern "C" fn noxy_send_result_delivery(
 }
 
 /// Frees a send result and everything borrowed from it. NULL is a no-op.
+/// Any thread, once no other thread reads the object; what its accessors returned becomes invalid.
 ///
 /// # Safety
 /// `result` is NULL or a `noxy_send_result` from this library that was not freed yet.
@@ -442,6 +458,7 @@ pub unsafe extern "C" fn noxy_send_result_free(result: *mut noxy_send_result) {
 
 /// The outcome: APPROVED, REJECTED or EXPIRED from the waiting calls; possibly PENDING from
 /// `noxy_get_decision_outcome`. `NOXY_OUTCOME_PENDING` when `result` is NULL.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_decision_result`.
@@ -454,6 +471,7 @@ pub unsafe extern "C" fn noxy_decision_result_outcome(
 }
 
 /// Whether the relay still waits for an answer (false when `result` is NULL).
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_decision_result`.
@@ -467,6 +485,7 @@ pub unsafe extern "C" fn noxy_decision_result_is_pending(
 
 /// The decision id this result is about (for send-and-wait: the id that was waited on).
 /// Borrowed from `result`; NULL when `result` is NULL.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_decision_result`.
@@ -481,6 +500,7 @@ pub unsafe extern "C" fn noxy_decision_result_decision_id(
 /// For send-and-wait results: copies the SHA-256 of the plaintext every device received into
 /// `out` (32 bytes) and returns true. Returns false (writing nothing) for results of the calls
 /// that did not send, or when an argument is NULL.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_decision_result`; `out` is NULL or 32 writable bytes.
@@ -500,6 +520,7 @@ pub unsafe extern "C" fn noxy_decision_result_plaintext_sha256(
 }
 
 /// For send-and-wait results: the number of per-device delivery results; 0 otherwise.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_decision_result`.
@@ -517,6 +538,7 @@ pub unsafe extern "C" fn noxy_decision_result_delivery_count(
 
 /// For send-and-wait results: the per-device result at `index`, or NULL when out of range.
 /// Borrowed from `result`.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_decision_result`.
@@ -537,6 +559,7 @@ pub unsafe extern "C" fn noxy_decision_result_delivery(
 }
 
 /// Frees a decision result and everything borrowed from it. NULL is a no-op.
+/// Any thread, once no other thread reads the object; what its accessors returned becomes invalid.
 ///
 /// # Safety
 /// `result` is NULL or a `noxy_decision_result` from this library that was not freed yet.
@@ -549,6 +572,7 @@ pub unsafe extern "C" fn noxy_decision_result_free(result: *mut noxy_decision_re
 // ---- noxy_quota ----
 
 /// The app's name. Borrowed from `quota`; NULL when `quota` is NULL.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `quota` is NULL or a live `noxy_quota`.
@@ -559,6 +583,7 @@ pub unsafe extern "C" fn noxy_quota_app_name(quota: *const noxy_quota) -> *const
 }
 
 /// Decisions allowed in total (0 when `quota` is NULL).
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `quota` is NULL or a live `noxy_quota`.
@@ -569,6 +594,7 @@ pub unsafe extern "C" fn noxy_quota_total(quota: *const noxy_quota) -> u64 {
 }
 
 /// Decisions left (0 when `quota` is NULL).
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `quota` is NULL or a live `noxy_quota`.
@@ -579,6 +605,7 @@ pub unsafe extern "C" fn noxy_quota_remaining(quota: *const noxy_quota) -> u64 {
 }
 
 /// Whether the app may route decisions (`NOXY_QUOTA_DELETED` when `quota` is NULL).
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `quota` is NULL or a live `noxy_quota`.
@@ -589,6 +616,7 @@ pub unsafe extern "C" fn noxy_quota_status(quota: *const noxy_quota) -> noxy_quo
 }
 
 /// Frees a quota. NULL is a no-op.
+/// Any thread, once no other thread reads the object; what its accessors returned becomes invalid.
 ///
 /// # Safety
 /// `quota` is NULL or a `noxy_quota` from this library that was not freed yet.
@@ -601,6 +629,7 @@ pub unsafe extern "C" fn noxy_quota_free(quota: *mut noxy_quota) {
 // ---- noxy_devices ----
 
 /// The number of devices (0 when `devices` is NULL).
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `devices` is NULL or a live `noxy_devices`.
@@ -612,6 +641,7 @@ pub unsafe extern "C" fn noxy_devices_count(devices: *const noxy_devices) -> usi
 
 /// The relay's id of the device at `index`, or NULL when out of range. Borrowed from
 /// `devices`.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `devices` is NULL or a live `noxy_devices`.
@@ -644,6 +674,7 @@ unsafe fn bytes_out(bytes: &[u8], out_len: *mut usize) -> *const u8 {
 
 /// The device's classical (Ed25519) public key: a borrowed byte array of `*out_len` bytes
 /// (`out_len` may be NULL). NULL (and `*out_len` untouched) when out of range.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `devices` is NULL or a live `noxy_devices`; `out_len` is NULL or a writable `size_t`.
@@ -665,6 +696,7 @@ pub unsafe extern "C" fn noxy_devices_public_key(
 
 /// The device's ML-KEM-768 public key (1184 bytes when well-formed): a borrowed byte array of
 /// `*out_len` bytes (`out_len` may be NULL). NULL (and `*out_len` untouched) when out of range.
+/// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `devices` is NULL or a live `noxy_devices`; `out_len` is NULL or a writable `size_t`.
@@ -685,6 +717,7 @@ pub unsafe extern "C" fn noxy_devices_pq_public_key(
 }
 
 /// Frees a device list. NULL is a no-op.
+/// Any thread, once no other thread reads the object; what its accessors returned becomes invalid.
 ///
 /// # Safety
 /// `devices` is NULL or a `noxy_devices` from this library that was not freed yet.

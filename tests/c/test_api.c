@@ -971,6 +971,94 @@ static void test_logging_never_shows_token_or_payload(void) {
     pthread_mutex_destroy(&state.mutex);
 }
 
+/* A log callback that blocks on one thread (the one that set `t_block_here`) until the test
+ * releases it, while another thread replaces the callback. */
+static _Thread_local int t_block_here;
+
+typedef struct {
+    pthread_mutex_t mutex;
+    long calls;
+    int in_flight;           /* the blocking delivery is running */
+    int in_flight_at_return; /* ... when noxy_set_log_callback returned on another thread */
+    noxy_code reentrant_code; /* noxy_set_log_callback from inside the callback */
+    counter_t entered, release, replaced;
+} gate_log;
+
+static void gate_log_callback(noxy_log_level level, const char *message, void *user_data) {
+    (void)level;
+    (void)message;
+    gate_log *gate = (gate_log *)user_data;
+    pthread_mutex_lock(&gate->mutex);
+    gate->calls++;
+    pthread_mutex_unlock(&gate->mutex);
+    if (!t_block_here) return;
+    t_block_here = 0;
+    noxy_error *err = noxy_set_log_callback(NULL, NULL, NOXY_LOG_OFF);
+    gate->reentrant_code = noxy_error_code(err);
+    noxy_error_free(err);
+    pthread_mutex_lock(&gate->mutex);
+    gate->in_flight = 1;
+    pthread_mutex_unlock(&gate->mutex);
+    counter_add(&gate->entered, 1);
+    counter_wait(&gate->release, 1, slow(20000));
+    pthread_mutex_lock(&gate->mutex);
+    gate->in_flight = 0;
+    pthread_mutex_unlock(&gate->mutex);
+}
+
+static void *log_from_this_thread(void *arg) {
+    (void)arg;
+    t_block_here = 1;
+    noxy_client *client = relay_client(); /* logs "noxy client created" on this thread */
+    noxy_free(client);
+    return NULL;
+}
+
+static void *replace_log_callback(void *arg) {
+    gate_log *gate = (gate_log *)arg;
+    noxy_error *err = noxy_set_log_callback(NULL, NULL, NOXY_LOG_OFF);
+    pthread_mutex_lock(&gate->mutex);
+    gate->in_flight_at_return = gate->in_flight;
+    pthread_mutex_unlock(&gate->mutex);
+    noxy_error_free(err);
+    counter_add(&gate->replaced, 1);
+    return NULL;
+}
+
+static void test_log_callback_replaced_while_delivering(void) {
+    gate_log gate;
+    memset(&gate, 0, sizeof gate);
+    pthread_mutex_init(&gate.mutex, NULL);
+    counter_init(&gate.entered);
+    counter_init(&gate.release);
+    counter_init(&gate.replaced);
+    CHECK_OK(noxy_set_log_callback(gate_log_callback, &gate, NOXY_LOG_DEBUG));
+    pthread_t logger, replacer;
+    CHECK(pthread_create(&logger, NULL, log_from_this_thread, NULL) == 0);
+    CHECK(counter_wait(&gate.entered, 1, slow(20000)) == 1);
+    CHECK(pthread_create(&replacer, NULL, replace_log_callback, &gate) == 0);
+    /* While a delivery runs, replacing the callback must not return (a bounded wait that
+     * expects the condition not to happen). */
+    int early = counter_wait(&gate.replaced, 1, 300);
+    counter_add(&gate.release, 1);
+    CHECK(counter_wait(&gate.replaced, 1, slow(20000)) == 1);
+    pthread_join(replacer, NULL);
+    pthread_join(logger, NULL);
+    CHECK(early == 0);
+    CHECK(gate.in_flight_at_return == 0);
+    CHECK(gate.reentrant_code == NOXY_ERROR_INVALID_ARGUMENT);
+    /* Once replaced, the old callback is never called again. */
+    long calls = gate.calls;
+    noxy_client *client = relay_client();
+    CHECK(client != NULL);
+    noxy_free(client);
+    CHECK(gate.calls == calls);
+    counter_destroy(&gate.entered);
+    counter_destroy(&gate.release);
+    counter_destroy(&gate.replaced);
+    pthread_mutex_destroy(&gate.mutex);
+}
+
 /* ---- the registry ---- */
 
 typedef struct {
@@ -1004,6 +1092,7 @@ static const test_case TESTS[] = {
     {"threads_share_one_client", test_threads_share_one_client},
     {"fork_child_gets_an_error", test_fork_child_gets_an_error},
     {"logging_never_shows_token_or_payload", test_logging_never_shows_token_or_payload},
+    {"log_callback_replaced_while_delivering", test_log_callback_replaced_while_delivering},
 };
 
 int main(int argc, char **argv) {
