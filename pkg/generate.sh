@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Writes noxy.pc from pkg/noxy.pc.in.
+# Writes libnoxy's pkg-config file or its CMake package config, with the given paths.
 #   pkg/generate.sh OUT PREFIX LIBDIR INCLUDEDIR
-# `pkg-config --libs noxy` links the shared library; `pkg-config --static --libs noxy` adds the
-# native libraries that the static libnoxy.a needs (rustc --print native-static-libs).
+#
+# OUT ending in .pc: noxy.pc from pkg/noxy.pc.in. `pkg-config --libs noxy` links the shared
+#   library; `pkg-config --static --libs noxy` adds the native libraries that the static
+#   libnoxy.a needs (rustc --print native-static-libs).
+# OUT ending in noxy-config.cmake: that file from pkg/noxy-config.cmake.in (imported targets
+#   noxy::shared and noxy::static), and noxy-config-version.cmake beside it.
 set -euo pipefail
 out=${1:?usage: $0 OUT PREFIX LIBDIR INCLUDEDIR}
 prefix=${2:?}
@@ -10,8 +14,32 @@ libdir=${3:?}
 includedir=${4:?}
 here=$(cd "$(dirname "$0")" && pwd)
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$here/../Cargo.toml" | head -1)
+major=${version%%.*}
+minor=${version#*.}
+minor=${minor%%.*}
 static_libs=${NOXY_STATIC_LIBS:--lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}
-mkdir -p "$(dirname "$out")"
-sed -e "s|@PREFIX@|$prefix|" -e "s|@LIBDIR@|$libdir|" -e "s|@INCLUDEDIR@|$includedir|" \
-  -e "s|@VERSION@|$version|" -e "s|@STATIC_LIBS@|$static_libs|" "$here/noxy.pc.in" >"$out.tmp"
-mv "$out.tmp" "$out"
+# The same libraries as a CMake list (`-lm;-ldl`): CMake passes `-l` items to the linker as is.
+# shellcheck disable=SC2086 # split the list into words on purpose
+static_libs_list=$(printf '%s\n' $static_libs | paste -sd ';' -)
+
+# generate TEMPLATE OUT: substitutes the @...@ placeholders, then renames into place.
+generate() {
+  mkdir -p "$(dirname "$2")"
+  sed -e "s|@PREFIX@|$prefix|g" -e "s|@LIBDIR@|$libdir|g" -e "s|@INCLUDEDIR@|$includedir|g" \
+    -e "s|@VERSION@|$version|g" -e "s|@VERSION_MAJOR@|$major|g" -e "s|@VERSION_MINOR@|$minor|g" \
+    -e "s|@STATIC_LIBS@|$static_libs|g" -e "s|@STATIC_LIBS_LIST@|$static_libs_list|g" \
+    "$1" >"$2.tmp"
+  mv "$2.tmp" "$2"
+}
+
+case "$out" in
+*.pc) generate "$here/noxy.pc.in" "$out" ;;
+*noxy-config.cmake)
+  generate "$here/noxy-config.cmake.in" "$out"
+  generate "$here/noxy-config-version.cmake.in" "$(dirname "$out")/noxy-config-version.cmake"
+  ;;
+*)
+  echo "$0: OUT must end in .pc or noxy-config.cmake: $out" >&2
+  exit 2
+  ;;
+esac

@@ -5,7 +5,9 @@
 #
 #   tests/c/run.sh [plain|valgrind|asan]
 #
-# plain     header checks (C99 and C++), then every test, static and dynamic (8 threads x 100)
+# plain     header checks (C99 and C++), the pkg-config file and the CMake package config
+#           (skipped without cmake), exported symbols, then every test, static and dynamic
+#           (8 threads x 100)
 # valgrind  the same tests under valgrind: 0 errors and 0 bytes definitely lost required
 #           (time limits x10; NOXY_TEST_DECISIONS_PER_THREAD can lower the 8 x 100 load)
 # asan      the same tests built with -fsanitize=address (LeakSanitizer on)
@@ -56,6 +58,31 @@ if [ "$mode" = plain ]; then
     echo "pkg-config noxy $(PKG_CONFIG_PATH="$out/pkgconfig" pkg-config --modversion noxy): builds and links"
   else
     echo "pkg-config not installed: skipped"
+  fi
+  echo "== CMake package config"
+  pkg/generate.sh "$out/cmake/noxy/noxy-config.cmake" "$root" "$release" "$root/include"
+  if command -v cmake >/dev/null 2>&1; then
+    version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+    rm -rf "$out/cmake-build"
+    if ! { cmake -S tests/c/cmake -B "$out/cmake-build" -DCMAKE_C_COMPILER="$CC" \
+      -Dnoxy_DIR="$out/cmake/noxy" -DNOXY_EXPECTED_VERSION="$version" &&
+      cmake --build "$out/cmake-build"; } >"$out/cmake.log" 2>&1; then
+      cat "$out/cmake.log" >&2
+      echo "the CMake package config does not build" >&2
+      exit 1
+    fi
+    # Both programs run; the shared one loads libnoxy.so.0, the static one needs no libnoxy.
+    "$out/cmake-build/header_check_shared"
+    "$out/cmake-build/header_check_static"
+    readelf -d "$out/cmake-build/header_check_shared" | grep -q 'NEEDED.*libnoxy.so.0' ||
+      { echo "noxy::shared does not link libnoxy.so.0" >&2; exit 1; }
+    if readelf -d "$out/cmake-build/header_check_static" | grep -q 'NEEDED.*libnoxy'; then
+      echo "noxy::static links a shared libnoxy" >&2
+      exit 1
+    fi
+    echo "find_package(noxy $version): noxy::shared and noxy::static build, link and run"
+  else
+    echo "cmake not installed: CMake package config check skipped"
   fi
   echo "== exported symbols of libnoxy.so"
   tests/c/check_exports.sh "$release/libnoxy.so"
