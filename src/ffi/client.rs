@@ -120,7 +120,42 @@ pub(crate) struct Shared {
     idle: Condvar,
     /// The host's handle, once `noxy_free` was called from a callback of this client: the
     /// completion thread tears down, then releases it (a cycle that the teardown breaks).
-    retired: Mutex<Option<Box<noxy_client>>>,
+    retired: Mutex<Option<RetiredHandle>>,
+}
+
+/// The host's `noxy_client` pointer while `noxy_free` tears the client down. Callbacks that run
+/// meanwhile may still borrow the handle, so it stays a raw pointer, from which only shared
+/// references are made, and becomes a `Box` (a unique owner) again only in `release`, once no
+/// callback of the client can run any more.
+pub(crate) struct RetiredHandle(*mut noxy_client);
+
+// SAFETY: `noxy_client` is Send and Sync, and the pointer is only used for shared references
+// until `release`, which consumes the only `RetiredHandle` of a client.
+unsafe impl Send for RetiredHandle {}
+
+impl RetiredHandle {
+    /// The client's shared state.
+    fn shared(&self) -> Arc<Shared> {
+        // SAFETY: the handle is live until `release` (noxy_free's contract: not freed yet);
+        // the reference does not outlive this call.
+        Arc::clone(unsafe { &(*self.0).shared })
+    }
+
+    /// Frees the handle. Called once nothing can use it any more.
+    fn release(self) {
+        // SAFETY: the pointer came from Box::into_raw in noxy_client_new; `self` is consumed,
+        // so this happens once, and no reference made from the pointer is alive any more.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+
+    /// In a forked child: frees the handle's memory but leaves the state it shares with the
+    /// parent's threads (which do not exist here) as is; dropping it would join them.
+    fn release_in_child(self) {
+        // SAFETY: as for `release`.
+        let handle = unsafe { Box::from_raw(self.0) };
+        let noxy_client { shared } = *handle;
+        std::mem::forget(shared);
+    }
 }
 
 /// Locks a mutex, ignoring poisoning (no invariant of ours spans a panic).
@@ -274,7 +309,9 @@ fn teardown_on_completion_thread(shared: &Shared, receiver: &mpsc::Receiver<Mess
     drop(lock(&shared.sender).take());
     // No callback of this client runs any more: release the host's handle.
     let handle = lock(&shared.retired).take();
-    drop(handle);
+    if let Some(handle) = handle {
+        handle.release();
+    }
     tracing::debug!("noxy client freed (from a callback)");
 }
 
@@ -407,22 +444,20 @@ pub unsafe extern "C" fn noxy_free(client: *mut noxy_client) {
     if client.is_null() {
         return;
     }
-    // SAFETY: non-NULL, from noxy_client_new (Box::into_raw), freed once per the contract.
-    let handle = unsafe { Box::from_raw(client) };
+    // Non-NULL, from noxy_client_new (Box::into_raw), not freed yet (the contract).
+    let handle = RetiredHandle(client);
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || free_client(handle)));
 }
 
 /// Tears a client down; `handle`, the host's `noxy_client`, is released last, once no callback
 /// of the client can run any more.
-fn free_client(handle: Box<noxy_client>) {
-    if handle.shared.check_process().is_err() {
-        // A forked child: dropping would join threads that do not exist here. Release the
-        // handle's own memory only.
-        let noxy_client { shared } = *handle;
-        std::mem::forget(shared);
+fn free_client(handle: RetiredHandle) {
+    let shared = handle.shared();
+    if shared.check_process().is_err() {
+        drop(shared);
+        handle.release_in_child();
         return;
     }
-    let shared = Arc::clone(&handle.shared);
     shared.client.close();
     if shared.on_completion_thread() {
         // Inside a callback: the completion thread finishes the teardown after it returns.
@@ -435,12 +470,12 @@ fn free_client(handle: Box<noxy_client>) {
         // itself; finish on a helper thread.
         std::thread::spawn(move || {
             teardown(&shared);
-            drop(handle);
+            handle.release();
         });
         return;
     }
     teardown(&shared);
-    drop(handle);
+    handle.release();
 }
 
 fn teardown(shared: &Shared) {
