@@ -884,13 +884,17 @@ static void test_fork_child_gets_an_error(void) {
         noxy_error_free(err);
         noxy_operation_free(op);
         noxy_free(client); /* must return, not hang on the parent's threads */
-        /* A new client created in the child works. */
+#ifndef __SANITIZE_ADDRESS__
+        /* A new client created in the child works. (Not under ASan: its allocator is not
+         * fork-safe, and a lock that a parent thread held at fork() can block the child's
+         * large allocations forever; glibc's malloc is fork-safe.) */
         noxy_client *fresh = relay_client();
         err = fresh == NULL ? NULL : noxy_get_quota(fresh, &child_quota);
         ok = ok && fresh != NULL && err == NULL && child_quota != NULL;
         noxy_error_free(err);
         noxy_quota_free(child_quota);
         noxy_free(fresh);
+#endif
         char verdict = ok ? 'Y' : 'N';
         ssize_t written = write(report[1], &verdict, 1);
         _exit(written == 1 ? 0 : 1);
