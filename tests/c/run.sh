@@ -118,6 +118,7 @@ token="c-tests-token-$$-$RANDOM"
   --state-dir "$state/relay" --ready-file "$state/ready.json" --log-level warn \
   --app "$token:tests:10000000" \
   --identity tests:alice:approve --identity tests:bob:reject --identity tests:carol:ignore \
+  --identity tests:steps:approve-after=300 \
   >"$state/relay.log" 2>&1 &
 relay_pid=$!
 # Wait for the relay's ready file (a bounded poll for a condition, not a sleep for timing).
@@ -183,6 +184,41 @@ run_one() { # label binary
 
 run_one "static" "$out/test_api_static"
 run_one "dynamic" "$out/test_api_dynamic"
+
+# The examples the README points to must run as they claim (plain mode only).
+example_ok() { # name: counts one passed or failed example
+  echo "  example $1: ok"
+  total_passed=$((total_passed + 1))
+}
+example_failed() {
+  echo "  example $1: FAILED" >&2
+  total_failed=$((total_failed + 1))
+}
+if [ "$mode" = plain ]; then
+  echo "== examples-c"
+  make -s -C examples-c NOXY_LIBDIR="$release" OUT="$out/examples" all static
+  export NOXY_ENDPOINT=$NOXY_TEST_ENDPOINT NOXY_CA_PEM_PATH=$NOXY_TEST_CA_PATH NOXY_APP_TOKEN=$token
+  for linkage in "" "-static"; do
+    # blocking: one decision, approved, exit status 0.
+    if NOXY_IDENTITY=alice "$out/examples/blocking$linkage" >"$out/blocking.out" 2>&1 &&
+      grep -q "^decision .*: APPROVED$" "$out/blocking.out"; then
+      example_ok "blocking$linkage"
+    else
+      cat "$out/blocking.out" >&2
+      example_failed "blocking$linkage"
+    fi
+    # async: 8 in flight against a device that answers after 300 ms; #3 is cancelled.
+    if NOXY_IDENTITY=steps "$out/examples/async$linkage" >"$out/async.out" 2>&1 &&
+      [ "$(grep -c ": APPROVED$" "$out/async.out")" -eq 7 ] &&
+      grep -q "^decision #3: cancelled" "$out/async.out" &&
+      grep -q "^all 8 callbacks ran$" "$out/async.out"; then
+      example_ok "async$linkage"
+    else
+      cat "$out/async.out" >&2
+      example_failed "async$linkage"
+    fi
+  done
+fi
 
 suite="C tests"
 [ "$mode" = plain ] || suite="C tests ($mode)"
