@@ -70,58 +70,29 @@ pub(crate) fn decrypt(
             .decrypt(&nonce, ciphertext)
             .map_err(|_| "AES-256-GCM authentication failed")?,
     );
-    match serde_json::from_slice::<TopLevel>(&plaintext) {
+    match top_level(&plaintext) {
         Ok(TopLevel::Object) => Ok(plaintext),
         Ok(TopLevel::Other) => Err("payload is JSON but not an object"),
         Err(_) => Err("payload is not JSON"),
     }
 }
 
-/// The shape of a JSON document's top level. Parsing into it validates the whole document
-/// without copying any of its strings (which would be unwiped copies of the plaintext).
+/// The shape of a JSON document's top level.
+#[derive(Debug, PartialEq, Eq)]
 enum TopLevel {
     Object,
     Other,
 }
 
-impl<'de> serde::Deserialize<'de> for TopLevel {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-        struct Shape;
-        impl<'de> Visitor<'de> for Shape {
-            type Value = TopLevel;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(TopLevel::Object)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(TopLevel::Other)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
-                Ok(TopLevel::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
-                Ok(TopLevel::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
-                Ok(TopLevel::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
-                Ok(TopLevel::Other)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
-                Ok(TopLevel::Other)
-            }
-            fn visit_unit<E>(self) -> Result<TopLevel, E> {
-                Ok(TopLevel::Other)
-            }
-        }
-        d.deserialize_any(Shape)
+/// Validates the whole document without copying any of its strings (which would be unwiped
+/// copies of the plaintext), then reads the shape off its first significant byte. (A serde
+/// visitor cannot tell: with serde_json's `arbitrary_precision`, which the workspace enables,
+/// a bare number arrives as a map.)
+fn top_level(json: &[u8]) -> Result<TopLevel, serde_json::Error> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(json)?;
+    match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(TopLevel::Object),
+        _ => Ok(TopLevel::Other),
     }
 }
 
@@ -145,7 +116,7 @@ mod tests {
 
     #[test]
     fn only_a_json_object_is_a_decision() {
-        let shape = |text: &str| serde_json::from_str::<TopLevel>(text);
+        let shape = |text: &str| top_level(text.as_bytes());
         assert!(matches!(
             shape(r#"{"a":[1,{"b":null}],"big":123456789012345678901234567890}"#),
             Ok(TopLevel::Object)
