@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::routing::SendOptions;
 use crate::waiting::WaitOptions;
 
-use super::client::{client_arg, noxy_client, noxy_decision_callback, UserData};
+use super::client::{client_arg, noxy_client, noxy_decision_callback, Shared, UserData};
 use super::config::{noxy_send_options, noxy_wait_options};
 use super::error::noxy_error;
 use super::results::{noxy_decision_result, noxy_devices, noxy_quota, noxy_send_result};
@@ -44,10 +44,6 @@ unsafe fn send_options(options: *const noxy_send_options) -> SendOptions {
 unsafe fn wait_options(options: *const noxy_wait_options) -> WaitOptions {
     // SAFETY: forwarded contract: NULL or live options.
     unsafe { opt_arg(options) }.map_or_else(WaitOptions::default, |o| o.options.clone())
-}
-
-fn callback_arg(callback: noxy_decision_callback) -> Result<super::client::RawCallback, Error> {
-    callback.ok_or_else(|| Error::invalid_argument("callback", "is NULL"))
 }
 
 // ---- blocking calls ----
@@ -97,11 +93,7 @@ pub unsafe extern "C" fn noxy_send_and_wait(
                 .client
                 .send_decision_and_wait_for_outcome(identity, &payload, &send, &wait),
         )??;
-        out.write(noxy_decision_result::new(
-            &done.decision_id,
-            done.state,
-            Some(&done.sent),
-        ));
+        out.write(noxy_decision_result::from(&done));
         Ok(())
     })
 }
@@ -255,11 +247,24 @@ pub unsafe extern "C" fn noxy_get_identity_devices(
 
 // ---- async calls ----
 
-/// Hands a new operation handle to the caller, unless `out_operation` is NULL.
+/// The common tail of the async calls: checks the callback, starts `future` (cancelled through
+/// `token`) and hands a new operation handle to the caller, unless `out_operation` is NULL.
 ///
 /// # Safety
 /// `out_operation` is NULL or valid for writing one pointer.
-unsafe fn started(token: CancellationToken, out_operation: *mut *mut noxy_operation) {
+unsafe fn start<F>(
+    shared: &Shared,
+    token: CancellationToken,
+    future: F,
+    callback: noxy_decision_callback,
+    user_data: *mut c_void,
+    out_operation: *mut *mut noxy_operation,
+) -> Result<(), Error>
+where
+    F: std::future::Future<Output = Result<noxy_decision_result, Error>> + Send + 'static,
+{
+    let callback = callback.ok_or_else(|| Error::invalid_argument("callback", "is NULL"))?;
+    shared.spawn(future, callback, UserData(user_data))?;
     if !out_operation.is_null() {
         let raw = Box::into_raw(Box::new(noxy_operation {
             pid: std::process::id(),
@@ -268,6 +273,7 @@ unsafe fn started(token: CancellationToken, out_operation: *mut *mut noxy_operat
         // SAFETY: non-NULL, and the caller promised it is writable.
         unsafe { out_operation.write(raw) };
     }
+    Ok(())
 }
 
 /// Like `noxy_send_and_wait`, without blocking: checks the arguments, starts the operation and
@@ -311,25 +317,15 @@ pub unsafe extern "C" fn noxy_send_and_wait_async(
         wait.validate()?;
         send.cancel = Some(token.clone());
         wait.cancel = Some(token.clone());
-        let callback = callback_arg(callback)?;
         let client = shared.client.clone();
-        shared.spawn(
-            async move {
-                let done = client
-                    .send_decision_and_wait_for_outcome(&identity, &payload, &send, &wait)
-                    .await?;
-                Ok(noxy_decision_result::new(
-                    &done.decision_id,
-                    done.state,
-                    Some(&done.sent),
-                ))
-            },
-            callback,
-            UserData(user_data),
-        )?;
+        let future = async move {
+            let done = client
+                .send_decision_and_wait_for_outcome(&identity, &payload, &send, &wait)
+                .await?;
+            Ok(noxy_decision_result::from(&done))
+        };
         // SAFETY: forwarded contract: NULL or writable.
-        unsafe { started(token, out_operation) };
-        Ok(())
+        unsafe { start(shared, token, future, callback, user_data, out_operation) }
     })
 }
 
@@ -361,21 +357,15 @@ pub unsafe extern "C" fn noxy_wait_for_outcome_async(
         let mut wait = unsafe { self::wait_options(wait_options) };
         wait.validate()?;
         wait.cancel = Some(token.clone());
-        let callback = callback_arg(callback)?;
         let client = shared.client.clone();
-        shared.spawn(
-            async move {
-                let state = client
-                    .wait_for_decision_outcome(&decision, &identity, &wait)
-                    .await?;
-                Ok(noxy_decision_result::new(&decision, state, None))
-            },
-            callback,
-            UserData(user_data),
-        )?;
+        let future = async move {
+            let state = client
+                .wait_for_decision_outcome(&decision, &identity, &wait)
+                .await?;
+            Ok(noxy_decision_result::new(&decision, state, None))
+        };
         // SAFETY: forwarded contract: NULL or writable.
-        unsafe { started(token, out_operation) };
-        Ok(())
+        unsafe { start(shared, token, future, callback, user_data, out_operation) }
     })
 }
 

@@ -6,7 +6,7 @@ use std::ptr;
 
 use crate::client::{IdentityDevice, Quota, QuotaStatus};
 use crate::routing::{DeliveryStatus, DeviceDelivery, SendResult};
-use crate::waiting::{DecisionOutcome, DecisionState};
+use crate::waiting::{DecisionOutcome, DecisionResult, DecisionState};
 
 use super::error::noxy_code;
 use super::util::{c_string, free_boxed, guard_value, static_cstr};
@@ -185,6 +185,12 @@ impl noxy_decision_result {
             pending: state.pending,
             sent: sent.map(noxy_send_result::new),
         }
+    }
+}
+
+impl From<&DecisionResult> for noxy_decision_result {
+    fn from(done: &DecisionResult) -> Self {
+        noxy_decision_result::new(&done.decision_id, done.state, Some(&done.sent))
     }
 }
 
