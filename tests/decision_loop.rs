@@ -12,6 +12,13 @@ use noxy::{
 };
 use noxy_devrelay::FailWhen;
 
+/// Routes the test payload to `identity` with default options, without waiting.
+async fn send(client: &noxy::Client, identity: &str) -> noxy::Result<noxy::SendResult> {
+    client
+        .send_decision(identity, &payload(), &SendOptions::default())
+        .await
+}
+
 /// Routes the test payload to `identity` and waits, with the defaults of these tests.
 async fn decide(client: &noxy::Client, identity: &str) -> noxy::Result<noxy::DecisionResult> {
     client
@@ -84,10 +91,7 @@ async fn an_unanswered_decision_expires_at_its_ttl() {
 async fn an_identity_without_devices_has_no_decision_to_wait_on() {
     let relay = start_relay().await;
     let client = client(&relay, TOKEN);
-    let sent = client
-        .send_decision("nobody", &payload(), &SendOptions::default())
-        .await
-        .unwrap();
+    let sent = send(&client, "nobody").await.unwrap();
     assert!(sent.deliveries.is_empty());
     let err = decide(&client, "nobody").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NoDecisionId);
@@ -193,10 +197,7 @@ async fn a_retry_after_the_relay_acted_keeps_the_request_id_and_delivers_once() 
     let client = client(&relay, TOKEN);
     // The relay delivers and charges, then answers UNAVAILABLE: the retry must be recognised.
     relay.fail_next("RouteDecision", 1, FailWhen::AfterActing);
-    let sent = client
-        .send_decision("alice", &payload(), &SendOptions::default())
-        .await
-        .unwrap();
+    let sent = send(&client, "alice").await.unwrap();
     let delivery = &sent.deliveries[0];
     assert_eq!(
         delivery.outcome.as_ref().unwrap().status,
@@ -219,18 +220,12 @@ async fn transient_failures_before_acting_are_retried_up_to_the_policy() {
     let relay = start_relay().await;
     let client = client(&relay, TOKEN);
     relay.fail_next("RouteDecision", 2, FailWhen::BeforeActing);
-    let sent = client
-        .send_decision("alice", &payload(), &SendOptions::default())
-        .await
-        .unwrap();
+    let sent = send(&client, "alice").await.unwrap();
     assert!(sent.deliveries[0].outcome.is_ok());
     assert_eq!(relay.inspect().route_calls, 3);
 
     relay.fail_next("RouteDecision", 3, FailWhen::BeforeActing);
-    let sent = client
-        .send_decision("alice", &payload(), &SendOptions::default())
-        .await
-        .unwrap();
+    let sent = send(&client, "alice").await.unwrap();
     let err = sent.deliveries[0].outcome.as_ref().unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable);
     assert_eq!(relay.inspect().route_calls, 6);
@@ -364,10 +359,7 @@ async fn a_stalling_relay_meets_the_request_deadline() {
 async fn a_wait_never_overruns_its_budget() {
     let relay = start_relay().await;
     let client = client(&relay, TOKEN);
-    let sent = client
-        .send_decision("carol", &payload(), &SendOptions::default())
-        .await
-        .unwrap();
+    let sent = send(&client, "carol").await.unwrap();
     let budget = Duration::from_millis(700);
     let wait = WaitOptions {
         initial_interval: Duration::from_millis(400),
@@ -400,10 +392,7 @@ async fn transient_poll_failures_do_not_end_the_wait() {
 async fn an_offline_device_is_queued_and_answers_once_online() {
     let relay = start_relay().await;
     let client = client(&relay, TOKEN);
-    let sent = client
-        .send_decision("away", &payload(), &SendOptions::default())
-        .await
-        .unwrap();
+    let sent = send(&client, "away").await.unwrap();
     let delivery = sent.deliveries[0].outcome.as_ref().unwrap();
     assert_eq!(delivery.status, DeliveryStatus::Queued);
     let state = client
@@ -422,10 +411,7 @@ async fn an_offline_device_is_queued_and_answers_once_online() {
 #[tokio::test]
 async fn outcomes_are_private_to_the_app_and_identity() {
     let relay = start_relay().await;
-    let sent = client(&relay, TOKEN)
-        .send_decision("alice", &payload(), &SendOptions::default())
-        .await
-        .unwrap();
+    let sent = send(&client(&relay, TOKEN), "alice").await.unwrap();
     let wrong_identity = client(&relay, TOKEN)
         .get_decision_outcome(&sent.decision_id, "bob")
         .await;
@@ -484,10 +470,7 @@ async fn a_peer_that_does_not_speak_tls_grpc_is_a_clear_error() {
 async fn invalid_arguments_are_named() {
     let relay = start_relay().await;
     let client = client(&relay, TOKEN);
-    let err = client
-        .send_decision("", &payload(), &SendOptions::default())
-        .await
-        .unwrap_err();
+    let err = send(&client, "").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     assert!(err.message().starts_with("identity_id"));
     let zero_ttl = SendOptions {
@@ -524,10 +507,7 @@ async fn malformed_relay_answers_are_protocol_errors_not_guesses() {
         "{device_error}"
     );
 
-    let sent = client
-        .send_decision("slow", &payload(), &SendOptions::default())
-        .await
-        .unwrap();
+    let sent = send(&client, "slow").await.unwrap();
     relay.fail_next("GetDecisionOutcome", 1, FailWhen::MalformedAnswer);
     let err = client
         .wait_for_decision_outcome(&sent.decision_id, "slow", &quick_wait())
