@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "noxy.h"
 
@@ -77,7 +78,8 @@ int main(void) {
         ctx[i].index = i;
         if (failed("noxy_send_and_wait_async",
                    noxy_send_and_wait_async(client, identity ? identity : "demo-user", payload,
-                                            NULL, wait, on_done, &ctx[i], &ops[i])))
+                                            strlen(payload), NULL, wait, on_done, &ctx[i],
+                                            &ops[i])))
             continue;
         started++;
     }
@@ -90,6 +92,8 @@ int main(void) {
     while (finished < started) pthread_cond_wait(&all_done, &mutex);
     pthread_mutex_unlock(&mutex);
     for (int i = 0; i < DECISIONS; i++) noxy_operation_free(ops[i]);
+    /* Every callback has run (counted above): nothing is outstanding, and noxy_free, which
+     * never blocks, releases the client. */
     noxy_free(client);
     printf("all %d callbacks ran\n", started);
     return 0;

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "noxy.h"
 
@@ -50,7 +51,7 @@ int main(void) {
 
     printf("asking %s to approve: Run database migration\n", identity);
     noxy_decision_result *result = NULL;
-    error = noxy_send_and_wait(client, identity, payload, NULL, wait, &result);
+    error = noxy_send_and_wait(client, identity, payload, strlen(payload), NULL, wait, &result);
     noxy_wait_options_free(wait);
     int status = 1;
     if (!failed("noxy_send_and_wait", error)) {

@@ -7,8 +7,13 @@
  * - Objects the library returns are freed only with their own `*_free` function, which accepts
  *   NULL. Strings and arrays returned by accessors are borrowed from their object and valid
  *   until that object is freed.
- * - A client is thread-safe. Async completion callbacks run on the client's own completion
- *   thread (never a runtime worker) and may call back into the library.
+ * - No `bool` crosses the boundary: flags and enums are `int32_t`; accessors given NULL return
+ *   an explicit invalid value (`*_INVALID` = -1, NULL strings, -1 flags).
+ * - Strings are UTF-8 and NUL-terminated (the library reads up to the first NUL: bindings must
+ *   refuse strings with embedded NULs); payloads are (pointer, length) byte buffers.
+ * - A client is thread-safe. Every call has a blocking and an `_async` form. Completion
+ *   callbacks run exactly once per started operation, on the client's completion thread (never
+ *   a runtime worker); blocking calls are refused there. `noxy_free` never blocks.
  *
  * Linking:
  * - shared: -lnoxy (soname libnoxy.so.0), or `pkg-config --cflags --libs noxy`
@@ -19,7 +24,6 @@
 #ifndef NOXY_H
 #define NOXY_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,88 +39,12 @@
 #define NOXY_DEFAULT_WORKER_THREADS 2
 
 /**
- * Stable error codes, equal to the core library's `ErrorCode` numbers. `NOXY_OK` (0) is what
- * `noxy_error_code(NULL)` returns. Numbers never change; a retired number stays reserved.
- */
-enum noxy_code
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * No error.
-   */
-  NOXY_OK = 0,
-  /**
-   * An argument or a configuration value is invalid; the message names it (NULL pointers,
-   * invalid UTF-8, out-of-range values, a client used in a forked child).
-   */
-  NOXY_ERROR_INVALID_ARGUMENT = 1,
-  /**
-   * The payload is not valid UTF-8, not JSON, not a JSON object, or larger than 64 KiB.
-   */
-  NOXY_ERROR_INVALID_PAYLOAD = 2,
-  /**
-   * The relay could not be reached or answered UNAVAILABLE.
-   */
-  NOXY_ERROR_UNAVAILABLE = 3,
-  /**
-   * A call's deadline passed before the relay answered.
-   */
-  NOXY_ERROR_DEADLINE_EXCEEDED = 4,
-  /**
-   * The relay did not accept the app token.
-   */
-  NOXY_ERROR_UNAUTHENTICATED = 5,
-  /**
-   * The relay refused the call for this app.
-   */
-  NOXY_ERROR_PERMISSION_DENIED = 6,
-  /**
-   * The relay rejected the decision or the call (quota exhausted, app suspended, ...).
-   */
-  NOXY_ERROR_REJECTED = 7,
-  /**
-   * The relay knows no such decision for this identity.
-   */
-  NOXY_ERROR_NOT_FOUND = 8,
-  /**
-   * Waiting used up its whole budget (`max_wait_ms`) without a terminal outcome.
-   */
-  NOXY_ERROR_WAIT_TIMED_OUT = 9,
-  /**
-   * The operation was cancelled (`noxy_operation_cancel`, `noxy_client_close`, `noxy_free`).
-   */
-  NOXY_ERROR_CANCELLED = 10,
-  /**
-   * No device accepted the decision (for example the identity has no devices), so there is
-   * nothing to wait on; the per-device results are attached to the error.
-   */
-  NOXY_ERROR_NO_DECISION_ID = 11,
-  /**
-   * The relay's answer was malformed.
-   */
-  NOXY_ERROR_PROTOCOL = 12,
-  /**
-   * A bug in the library (a caught panic) or an internal relay error.
-   */
-  NOXY_ERROR_INTERNAL = 13,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum noxy_code noxy_code;
-#else
-typedef uint32_t noxy_code;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * Log levels, most severe first. A callback registered with `max_level` receives the events
- * whose level is at most `max_level`.
+ * whose level is at most `max_level`. The C type is `int32_t`.
  */
 enum noxy_log_level
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
+  : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
   /**
@@ -148,18 +76,23 @@ enum noxy_log_level
 #if __STDC_VERSION__ >= 202311L
 typedef enum noxy_log_level noxy_log_level;
 #else
-typedef uint32_t noxy_log_level;
+typedef int32_t noxy_log_level;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
 /**
- * The relay's answer for one device; the values are the relay's wire values.
+ * The relay's answer for one device; the values are the relay's wire values. The C type is
+ * `int32_t`.
  */
 enum noxy_delivery_state
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
+  : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * What `noxy_delivery_status(NULL)` returns: not a delivery state.
+   */
+  NOXY_DELIVERY_INVALID = -1,
   /**
    * The device was online and received the decision.
    */
@@ -177,7 +110,9 @@ enum noxy_delivery_state
    */
   NOXY_DELIVERY_REJECTED = 3,
   /**
-   * This device's delivery failed; `noxy_delivery_error_code` says why.
+   * This device's delivery failed: the relay answered ERROR after every retry
+   * (`noxy_delivery_error_code` is `NOXY_OK`), or the library could not deliver it
+   * (`noxy_delivery_error_code` says why).
    */
   NOXY_DELIVERY_ERROR = 4,
 };
@@ -185,18 +120,104 @@ enum noxy_delivery_state
 #if __STDC_VERSION__ >= 202311L
 typedef enum noxy_delivery_state noxy_delivery_state;
 #else
-typedef uint32_t noxy_delivery_state;
+typedef int32_t noxy_delivery_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
 /**
- * A decision's outcome; the values are the relay's wire values.
+ * Stable error codes, equal to the core library's `ErrorCode` numbers. `NOXY_OK` (0) is what
+ * `noxy_error_code(NULL)` returns (a NULL error means success). Numbers never change; a
+ * retired number stays reserved. The C type is `int32_t`.
+ */
+enum noxy_code
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No error.
+   */
+  NOXY_OK = 0,
+  /**
+   * An argument or a configuration value is invalid; the message names it (NULL pointers,
+   * invalid UTF-8, out-of-range values, a blocking call on a thread that must not block, a
+   * client used in a forked child).
+   */
+  NOXY_ERROR_INVALID_ARGUMENT = 1,
+  /**
+   * The payload is not UTF-8 JSON of an object, has a duplicate key, or is larger than
+   * 64 KiB.
+   */
+  NOXY_ERROR_INVALID_PAYLOAD = 2,
+  /**
+   * The relay could not be reached, the connection was lost, or it answered UNAVAILABLE
+   * (after the retry budget was spent).
+   */
+  NOXY_ERROR_UNAVAILABLE = 3,
+  /**
+   * A call's deadline passed before the relay answered; also `noxy_client_drain` when
+   * operations were still outstanding at its timeout.
+   */
+  NOXY_ERROR_DEADLINE_EXCEEDED = 4,
+  /**
+   * The relay did not accept the app token.
+   */
+  NOXY_ERROR_UNAUTHENTICATED = 5,
+  /**
+   * The relay refused the call for this app.
+   */
+  NOXY_ERROR_PERMISSION_DENIED = 6,
+  /**
+   * The relay rejected the decision or the call (quota exhausted, app suspended, ...).
+   */
+  NOXY_ERROR_REJECTED = 7,
+  /**
+   * The relay knows no such decision for this identity.
+   */
+  NOXY_ERROR_NOT_FOUND = 8,
+  /**
+   * Waiting used up its whole budget (`max_wait_ms`) without a terminal outcome.
+   */
+  NOXY_ERROR_WAIT_TIMED_OUT = 9,
+  /**
+   * The caller cancelled the operation (`noxy_operation_cancel`) or closed the client
+   * (`noxy_client_close`, `noxy_free`). Never anything else.
+   */
+  NOXY_ERROR_CANCELLED = 10,
+  /**
+   * No device accepted the decision (for example the identity has no devices), so there is
+   * nothing to wait on; the per-device results are attached to the error.
+   */
+  NOXY_ERROR_NO_DECISION_ID = 11,
+  /**
+   * The relay's answer was malformed.
+   */
+  NOXY_ERROR_PROTOCOL = 12,
+  /**
+   * A bug in the library (a caught panic) or an internal relay error.
+   */
+  NOXY_ERROR_INTERNAL = 13,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum noxy_code noxy_code;
+#else
+typedef int32_t noxy_code;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * A decision's outcome; the values are the relay's wire values. The C type is `int32_t`.
  */
 enum noxy_outcome
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
+  : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * What `noxy_decision_result_outcome(NULL)` returns: not an outcome.
+   */
+  NOXY_OUTCOME_INVALID = -1,
   /**
    * Not answered yet (only from `noxy_get_decision_outcome`).
    */
@@ -218,18 +239,22 @@ enum noxy_outcome
 #if __STDC_VERSION__ >= 202311L
 typedef enum noxy_outcome noxy_outcome;
 #else
-typedef uint32_t noxy_outcome;
+typedef int32_t noxy_outcome;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
 /**
- * The app's quota status; the values are the relay's wire values.
+ * The app's quota status; the values are the relay's wire values. The C type is `int32_t`.
  */
 enum noxy_quota_state
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
+  : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * What `noxy_quota_status(NULL)` returns: not a status.
+   */
+  NOXY_QUOTA_INVALID = -1,
   /**
    * The app may route decisions.
    */
@@ -247,16 +272,13 @@ enum noxy_quota_state
 #if __STDC_VERSION__ >= 202311L
 typedef enum noxy_quota_state noxy_quota_state;
 #else
-typedef uint32_t noxy_quota_state;
+typedef int32_t noxy_quota_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
 /**
- * A client of the Noxy relay: one connection, one runtime, one completion thread.
- *
- * Each client owns a Tokio runtime with `worker_threads` threads (default 2, see
- * `noxy_config_set_worker_threads`) that drive its I/O, and one completion thread that runs
- * its async callbacks. Create one client per relay and app token and share it.
+ * A client of the Noxy relay: one connection, on its own runtime and completion thread (or
+ * the process-wide ones, `noxy_config_set_shared_runtime`).
  *
  * Thread-safe: every call taking a `const noxy_client *` may be made from any number of
  * threads at once. Created by `noxy_client_new`, released by `noxy_free`. A client does not
@@ -281,6 +303,7 @@ typedef struct noxy_decision_result noxy_decision_result;
 /**
  * The result of routing a decision to one device. Borrowed from the object that returned it
  * (`noxy_send_result`, `noxy_decision_result` or `noxy_error`); never freed on its own.
+ * Immutable: any thread may read it while its owner lives.
  */
 typedef struct noxy_delivery noxy_delivery;
 
@@ -292,7 +315,7 @@ typedef struct noxy_devices noxy_devices;
 
 /**
  * An error: a stable code, a message, and for `NOXY_ERROR_NO_DECISION_ID` (and errors of the
- * waiting phase of send-and-wait) the per-device delivery results.
+ * waiting phase of send-and-wait, and a cancelled send) the per-device delivery results.
  *
  * Owned by whoever received it; free it with `noxy_error_free`. Immutable: it may be read
  * from any thread, and moved between threads.
@@ -336,39 +359,73 @@ typedef struct noxy_send_result noxy_send_result;
 typedef struct noxy_wait_options noxy_wait_options;
 
 /**
- * The completion callback of an async operation: called exactly once per operation that was
- * started successfully, on the client's completion thread, with exactly one of `error` and
- * `result` non-NULL. The callback owns what it receives and must free it
- * (`noxy_error_free` / `noxy_decision_result_free`), on any thread. `user_data` is the
+ * The completion callback of the calls whose result is a `noxy_decision_result`
+ * (`noxy_send_and_wait_async`, `noxy_wait_for_outcome_async`,
+ * `noxy_get_decision_outcome_async`).
+ *
+ * Every completion callback is called exactly once per operation that was started
+ * successfully (never when the starting call failed), on the client's completion thread, with
+ * exactly one of `error` and `result` non-NULL. The callback owns what it receives and must
+ * free it (`noxy_error_free` / the result's `_free`), on any thread. `user_data` is the
  * pointer given when the operation was started, passed back untouched.
  *
- * The callback may call any function of the library, including blocking calls, starting new
- * async operations, `noxy_operation_cancel`/`_free`, and `noxy_free` of this client (see
- * `noxy_free`). It runs on the completion thread, so a slow callback delays the callbacks of
- * the same client's other operations, but never the library's I/O.
+ * A callback may start async operations, cancel and free operation handles, read and free
+ * results, and call `noxy_client_close` and `noxy_free` (also of its own client). Blocking
+ * calls and `noxy_client_drain` fail there with `NOXY_ERROR_INVALID_ARGUMENT` (one callback
+ * must not stall the completions of every other operation). Callbacks of one client run one
+ * at a time, in completion order. A callback must not unwind (a C++ exception, `longjmp`)
+ * into the library: that is undefined behaviour.
  */
 typedef void (*noxy_decision_callback)(void *user_data,
                                        struct noxy_error *error,
                                        struct noxy_decision_result *result);
 
 /**
+ * The completion callback of `noxy_send_decision_async`; as `noxy_decision_callback`, with a
+ * `noxy_send_result` (free it with `noxy_send_result_free`).
+ */
+typedef void (*noxy_send_callback)(void *user_data,
+                                   struct noxy_error *error,
+                                   struct noxy_send_result *result);
+
+/**
+ * The completion callback of `noxy_get_quota_async`; as `noxy_decision_callback`, with a
+ * `noxy_quota` (free it with `noxy_quota_free`).
+ */
+typedef void (*noxy_quota_callback)(void *user_data,
+                                    struct noxy_error *error,
+                                    struct noxy_quota *result);
+
+/**
+ * The completion callback of `noxy_get_identity_devices_async`; as `noxy_decision_callback`,
+ * with a `noxy_devices` (free it with `noxy_devices_free`).
+ */
+typedef void (*noxy_devices_callback)(void *user_data,
+                                      struct noxy_error *error,
+                                      struct noxy_devices *result);
+
+/**
  * A log callback: `level` of the event, `message` (UTF-8, NUL-terminated, borrowed: valid only
  * during the call; copy it to keep it), and the `user_data` given at registration.
  *
- * It may run on any thread, including the library's runtime threads, host threads inside a
- * library call, and the completion threads, and concurrently with itself: keep it short,
- * thread-safe and non-blocking. While it runs, the I/O of the thread that logged waits, and
- * `noxy_set_log_callback` on any thread waits for it to return (so it must never wait for a
- * thread that may be replacing the callback). It must not call functions of this library
- * other than the `noxy_error_*` accessors, `noxy_error_code_name`, `noxy_outcome_name`,
- * `noxy_delivery_status_name` and `noxy_version` (a blocking call from a runtime thread would
- * stall the runtime and fails); `noxy_set_log_callback` from inside it fails with
+ * It may run on any thread, including the library's runtime threads and host threads inside a
+ * library call, and concurrently with itself: keep it short, thread-safe and non-blocking
+ * (while it runs, the I/O of the thread that logged waits). It must not call functions of this
+ * library other than the `noxy_error_*` accessors, the `*_name` functions and
+ * `noxy_version`: blocking calls fail there, and `noxy_set_log_callback` fails with
  * `NOXY_ERROR_INVALID_ARGUMENT`. Events the library emits while a log callback runs on the
- * same thread are dropped.
+ * same thread are dropped. It must not unwind (a C++ exception, `longjmp`) into the library:
+ * that is undefined behaviour.
  */
 typedef void (*noxy_log_callback)(noxy_log_level level,
                                   const char *message,
                                   void *user_data);
+
+/**
+ * Releases the `user_data` of a log callback, called once with it after the last call of the
+ * callback returned (on any thread). NULL when the host keeps the data alive itself.
+ */
+typedef void (*noxy_free_user_data)(void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -384,28 +441,61 @@ const char *noxy_version(void);
  * Routes a decision to every device of `identity_id` and blocks until it is APPROVED,
  * REJECTED or EXPIRED, or an error ends it (`NOXY_ERROR_WAIT_TIMED_OUT` after the wait budget,
  * `NOXY_ERROR_NO_DECISION_ID` when no device accepted it, `NOXY_ERROR_CANCELLED` when the
- * client is closed, transport and relay errors).
+ * client is closed, transport and relay errors). Errors after routing carry the per-device
+ * results (`noxy_error_delivery`).
  *
- * - `identity_id`: UTF-8, NUL-terminated; borrowed for the call.
- * - `payload_json`: UTF-8 JSON text of an object (at most 64 KiB compact), NUL-terminated;
- *   borrowed for the call. Anything else is `NOXY_ERROR_INVALID_PAYLOAD`.
+ * - `identity_id`: UTF-8, NUL-terminated (the library reads up to the first NUL; bindings
+ *   must refuse strings with embedded NULs); borrowed for the call.
+ * - `payload_json`, `payload_len`: `payload_len` bytes of UTF-8 JSON text of an object,
+ *   without duplicate keys, at most 64 KiB; no terminating NUL is needed (a NUL byte inside the
+ *   length is invalid JSON); borrowed for the call. Anything else is
+ *   `NOXY_ERROR_INVALID_PAYLOAD`. These exact bytes are encrypted for every device, and the
+ *   result's SHA-256 is theirs.
  * - `send_options`, `wait_options`: NULL for defaults; borrowed for the call.
  * - On success writes a new result to `*out_result` (the caller frees it with
  *   `noxy_decision_result_free`); on failure `*out_result` is untouched.
  *
- * Blocks the calling thread: any host thread, any number of them at once, also a completion
- * callback (which delays that client's other callbacks meanwhile); not the log callback.
- * `noxy_client_close` on another thread ends it with `NOXY_ERROR_CANCELLED`.
+ * Blocks the calling thread: any host thread, any number of them at once; refused on the
+ * completion thread and runtime threads (`NOXY_ERROR_INVALID_ARGUMENT`). `noxy_client_close`
+ * on another thread ends it with `NOXY_ERROR_CANCELLED`.
  *
  * # Safety
- * Every pointer is NULL or valid as described; strings are NUL-terminated.
+ * Every pointer is NULL or valid as described.
  */
 struct noxy_error *noxy_send_and_wait(const struct noxy_client *client,
                                       const char *identity_id,
                                       const char *payload_json,
+                                      size_t payload_len,
                                       const struct noxy_send_options *send_options,
                                       const struct noxy_wait_options *wait_options,
                                       struct noxy_decision_result **out_result);
+
+/**
+ * Like `noxy_send_and_wait`, without blocking: checks every argument, starts the operation and
+ * returns at once. On success, a new operation handle is written to `*out_operation` first,
+ * unless it is NULL (the caller frees it with `noxy_operation_free`); then
+ * `callback(user_data, error, result)` is called exactly once on the client's completion
+ * thread (see `noxy_decision_callback`), possibly before this function returns. On failure
+ * nothing is started, the callback is never called and `*out_operation` is untouched. On a
+ * closed client the call fails with `NOXY_ERROR_CANCELLED`.
+ *
+ * Everything is copied: the strings, payload and options may be freed as soon as this
+ * returns. `user_data` is passed to the callback untouched (the library never reads it). Any
+ * thread, including completion callbacks.
+ *
+ * # Safety
+ * Every pointer is NULL or valid as described; `callback` may be called on another thread
+ * with `user_data`.
+ */
+struct noxy_error *noxy_send_and_wait_async(const struct noxy_client *client,
+                                            const char *identity_id,
+                                            const char *payload_json,
+                                            size_t payload_len,
+                                            const struct noxy_send_options *send_options,
+                                            const struct noxy_wait_options *wait_options,
+                                            noxy_decision_callback callback,
+                                            void *user_data,
+                                            struct noxy_operation **out_operation);
 
 /**
  * Routes a decision to every device of `identity_id` (one encrypted copy per device, all
@@ -418,33 +508,39 @@ struct noxy_error *noxy_send_and_wait(const struct noxy_client *client,
  * `noxy_send_and_wait`.
  *
  * # Safety
- * Every pointer is NULL or valid as described; strings are NUL-terminated.
+ * Every pointer is NULL or valid as described.
  */
 struct noxy_error *noxy_send_decision(const struct noxy_client *client,
                                       const char *identity_id,
                                       const char *payload_json,
+                                      size_t payload_len,
                                       const struct noxy_send_options *send_options,
                                       struct noxy_send_result **out_result);
 
 /**
- * Asks the relay once for the state of `decision_id` of `identity_id` (both UTF-8,
- * NUL-terminated, borrowed). On success writes a new result to `*out_result` (free it with
- * `noxy_decision_result_free`); its outcome may be `NOXY_OUTCOME_PENDING`. Blocks the calling
- * thread, as for `noxy_send_and_wait`.
+ * Like `noxy_send_decision`, without blocking; the callback (`noxy_send_callback`),
+ * `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. A cancelled send
+ * reports `NOXY_ERROR_CANCELLED` with the per-device results so far. Any thread.
  *
  * # Safety
- * Every pointer is NULL or valid as described; strings are NUL-terminated.
+ * Every pointer is NULL or valid as described; `callback` may be called on another thread
+ * with `user_data`.
  */
-struct noxy_error *noxy_get_decision_outcome(const struct noxy_client *client,
-                                             const char *decision_id,
-                                             const char *identity_id,
-                                             struct noxy_decision_result **out_result);
+struct noxy_error *noxy_send_decision_async(const struct noxy_client *client,
+                                            const char *identity_id,
+                                            const char *payload_json,
+                                            size_t payload_len,
+                                            const struct noxy_send_options *send_options,
+                                            noxy_send_callback callback,
+                                            void *user_data,
+                                            struct noxy_operation **out_operation);
 
 /**
  * Polls until `decision_id` of `identity_id` is APPROVED, REJECTED or EXPIRED, within the
  * budget of `wait_options` (NULL: defaults, 15 minutes), then `NOXY_ERROR_WAIT_TIMED_OUT`.
- * On success writes a new result to `*out_result` (free it with
- * `noxy_decision_result_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
+ * Strings as for `noxy_send_and_wait`. On success writes a new result to `*out_result` (free
+ * it with `noxy_decision_result_free`). Blocks the calling thread, as for
+ * `noxy_send_and_wait`.
  *
  * # Safety
  * Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -456,55 +552,8 @@ struct noxy_error *noxy_wait_for_outcome(const struct noxy_client *client,
                                          struct noxy_decision_result **out_result);
 
 /**
- * The app's quota. On success writes a new object to `*out_quota` (free it with
- * `noxy_quota_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
- *
- * # Safety
- * `client` is NULL or a live client; `out_quota` is NULL or writable.
- */
-struct noxy_error *noxy_get_quota(const struct noxy_client *client,
-                                  struct noxy_quota **out_quota);
-
-/**
- * The devices registered for `identity_id` (UTF-8, NUL-terminated, borrowed). On success
- * writes a new list to `*out_devices` (free it with `noxy_devices_free`). Blocks the calling
- * thread, as for `noxy_send_and_wait`.
- *
- * # Safety
- * Every pointer is NULL or valid as described; strings are NUL-terminated.
- */
-struct noxy_error *noxy_get_identity_devices(const struct noxy_client *client,
-                                             const char *identity_id,
-                                             struct noxy_devices **out_devices);
-
-/**
- * Like `noxy_send_and_wait`, without blocking: checks the arguments, starts the operation and
- * returns at once. On success, `callback(user_data, error, result)` is later called exactly
- * once on the client's completion thread (possibly before this function returns), and a new
- * operation handle is written to `*out_operation` unless it is NULL (the caller frees it with
- * `noxy_operation_free`). On failure nothing is started, the callback is never called and
- * `*out_operation` is untouched. On a closed client (`noxy_client_close`) the call fails with
- * `NOXY_ERROR_CANCELLED`.
- *
- * Everything is copied: the strings and options may be freed as soon as this returns.
- * `user_data` is passed to the callback untouched (the library never reads it). Any thread.
- *
- * # Safety
- * Every pointer is NULL or valid as described; strings are NUL-terminated; `callback` may be
- * called on another thread with `user_data`.
- */
-struct noxy_error *noxy_send_and_wait_async(const struct noxy_client *client,
-                                            const char *identity_id,
-                                            const char *payload_json,
-                                            const struct noxy_send_options *send_options,
-                                            const struct noxy_wait_options *wait_options,
-                                            noxy_decision_callback callback,
-                                            void *user_data,
-                                            struct noxy_operation **out_operation);
-
-/**
- * Like `noxy_wait_for_outcome`, without blocking; the callback, `user_data` and
- * `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
+ * Like `noxy_wait_for_outcome`, without blocking; the callback (`noxy_decision_callback`),
+ * `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
  *
  * # Safety
  * Every pointer is NULL or valid as described; strings are NUL-terminated; `callback` may be
@@ -519,27 +568,82 @@ struct noxy_error *noxy_wait_for_outcome_async(const struct noxy_client *client,
                                                struct noxy_operation **out_operation);
 
 /**
- * Cancels an operation: its callback then reports `NOXY_ERROR_CANCELLED`, unless the
- * operation had already finished (then nothing changes). Idempotent. Any thread, including
- * the operation's own callback and any other callback, also after `noxy_free` of the client;
- * `operation` is borrowed for the call. Fails only for a NULL `operation`, or in a child
- * process forked after the operation started (`NOXY_ERROR_INVALID_ARGUMENT`; the operation
- * belongs to the parent).
+ * Asks the relay once for the state of `decision_id` of `identity_id` (strings as for
+ * `noxy_send_and_wait`). On success writes a new result to `*out_result` (free it with
+ * `noxy_decision_result_free`); its outcome may be `NOXY_OUTCOME_PENDING`. Blocks the calling
+ * thread, as for `noxy_send_and_wait`.
  *
  * # Safety
- * `operation` is NULL or a live `noxy_operation`.
+ * Every pointer is NULL or valid as described; strings are NUL-terminated.
  */
-struct noxy_error *noxy_operation_cancel(const struct noxy_operation *operation);
+struct noxy_error *noxy_get_decision_outcome(const struct noxy_client *client,
+                                             const char *decision_id,
+                                             const char *identity_id,
+                                             struct noxy_decision_result **out_result);
 
 /**
- * Releases an operation handle without cancelling the operation (its callback still runs).
- * NULL is a no-op. Any thread, before or after the callback ran and the client was freed.
- * In a child process after `fork()` it only releases the handle's memory.
+ * Like `noxy_get_decision_outcome`, without blocking; the callback (`noxy_decision_callback`),
+ * `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
  *
  * # Safety
- * `operation` is NULL or a `noxy_operation` that was not freed yet.
+ * Every pointer is NULL or valid as described; strings are NUL-terminated; `callback` may be
+ * called on another thread with `user_data`.
  */
-void noxy_operation_free(struct noxy_operation *operation);
+struct noxy_error *noxy_get_decision_outcome_async(const struct noxy_client *client,
+                                                   const char *decision_id,
+                                                   const char *identity_id,
+                                                   noxy_decision_callback callback,
+                                                   void *user_data,
+                                                   struct noxy_operation **out_operation);
+
+/**
+ * The app's quota. On success writes a new object to `*out_quota` (free it with
+ * `noxy_quota_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `out_quota` is NULL or writable.
+ */
+struct noxy_error *noxy_get_quota(const struct noxy_client *client,
+                                  struct noxy_quota **out_quota);
+
+/**
+ * Like `noxy_get_quota`, without blocking; the callback (`noxy_quota_callback`),
+ * `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
+ *
+ * # Safety
+ * Every pointer is NULL or valid as described; `callback` may be called on another thread
+ * with `user_data`.
+ */
+struct noxy_error *noxy_get_quota_async(const struct noxy_client *client,
+                                        noxy_quota_callback callback,
+                                        void *user_data,
+                                        struct noxy_operation **out_operation);
+
+/**
+ * The devices registered for `identity_id` (as for `noxy_send_and_wait`). On success writes a
+ * new list to `*out_devices` (free it with `noxy_devices_free`). Blocks the calling thread, as
+ * for `noxy_send_and_wait`.
+ *
+ * # Safety
+ * Every pointer is NULL or valid as described; strings are NUL-terminated.
+ */
+struct noxy_error *noxy_get_identity_devices(const struct noxy_client *client,
+                                             const char *identity_id,
+                                             struct noxy_devices **out_devices);
+
+/**
+ * Like `noxy_get_identity_devices`, without blocking; the callback (`noxy_devices_callback`),
+ * `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
+ *
+ * # Safety
+ * Every pointer is NULL or valid as described; strings are NUL-terminated; `callback` may be
+ * called on another thread with `user_data`.
+ */
+struct noxy_error *noxy_get_identity_devices_async(const struct noxy_client *client,
+                                                   const char *identity_id,
+                                                   noxy_devices_callback callback,
+                                                   void *user_data,
+                                                   struct noxy_operation **out_operation);
 
 /**
  * Creates a client from `config` (copied: the config may be freed right after). Validates
@@ -558,9 +662,9 @@ struct noxy_error *noxy_client_new(const struct noxy_config *config,
 
 /**
  * Closes a client without freeing it: every call in flight (blocking or async) ends with
- * `NOXY_ERROR_CANCELLED`, and so does every later call. Idempotent. Safe to call from any
- * thread while other threads use the client, including from callbacks; use it to unblock
- * host threads before `noxy_free`.
+ * `NOXY_ERROR_CANCELLED`, and so does every later call. Returns at once: the callbacks of the
+ * async operations still run, exactly once each, on the completion thread (use
+ * `noxy_client_drain` to wait for them). Idempotent. Any thread, including callbacks.
  *
  * # Safety
  * `client` is NULL or a live `noxy_client`.
@@ -568,30 +672,39 @@ struct noxy_error *noxy_client_new(const struct noxy_config *config,
 struct noxy_error *noxy_client_close(const struct noxy_client *client);
 
 /**
- * Releases a client. NULL is a no-op.
+ * Waits until every async operation of `client` has ended and its callback has returned, at
+ * most `timeout_ms` milliseconds (0: just check). Returns NULL when none is outstanding, or
+ * `NOXY_ERROR_DEADLINE_EXCEEDED` (saying how many are left) at the timeout. It does not cancel
+ * anything: call `noxy_client_close` first to end the operations quickly.
  *
- * Closes the client (everything in flight ends with `NOXY_ERROR_CANCELLED`), waits until the
- * callback of every async operation has run (exactly once each: CANCELLED unless the
- * operation had already finished), then stops the runtime and the completion thread. When
- * `noxy_free` returns, no callback of this client runs any more. Operations that have not
- * ended 5 s after the close are dropped (their callbacks report CANCELLED); a callback that
- * is running is always waited for, however long it takes. Operation handles
- * (`noxy_operation`) stay valid until freed.
+ * The orderly C shutdown is `noxy_client_close`, `noxy_client_drain`, then `noxy_free`: after
+ * a successful drain no callback of this client runs any more, so the data the callbacks use
+ * may be released.
  *
- * Threads:
- * - Any host thread, once no other host thread uses `client` (end blocking calls running on
- *   other threads with `noxy_client_close` first).
- * - From inside a completion callback of this same client it returns at once: the remaining
- *   callbacks (CANCELLED) run on the completion thread right after the current one returns,
- *   then the completion thread stops the runtime and exits.
- * - Callbacks of this client that run during its teardown may still pass `client` to library
- *   calls, which then fail with `NOXY_ERROR_CANCELLED`: the handle is released last. Nothing
- *   else may use `client` once `noxy_free` was called, and it must not be freed twice.
- * - Do not hold a lock that a callback of this client needs while calling `noxy_free`: it
- *   waits for the callbacks, so that would deadlock.
- * - Not from the log callback.
- * - In a child process after `fork()`, it only releases the handle (the parent's threads do
- *   not exist in the child; the memory they shared is left as is).
+ * Host threads only: on the completion thread (it would wait for itself) and on runtime
+ * threads it fails with `NOXY_ERROR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `client` is NULL or a live `noxy_client`.
+ */
+struct noxy_error *noxy_client_drain(const struct noxy_client *client,
+                                     uint64_t timeout_ms);
+
+/**
+ * Releases a client. NULL is a no-op. Never blocks: safe from any thread, including
+ * completion callbacks, log callbacks and garbage-collector finalizers.
+ *
+ * It closes the client (everything in flight ends with `NOXY_ERROR_CANCELLED`) and releases
+ * the caller's reference. Async operations still outstanding keep the client alive until their
+ * callbacks have run, exactly once each, on the completion thread, possibly after
+ * `noxy_free` returned; then the runtime and the completion thread stop. To be sure that no
+ * callback runs any more, call `noxy_client_drain` before `noxy_free`.
+ *
+ * After `noxy_free`, `client` may be used only by callbacks of its own operations that are
+ * still to run (its calls then fail with `NOXY_ERROR_CANCELLED`); nothing else may use it, and
+ * it must not be freed twice. No other host thread may be inside a call with `client` when
+ * `noxy_free` is called. In a child process after `fork()`, it only releases the handle (the
+ * parent's threads do not exist in the child; the memory they shared is left as is).
  *
  * # Safety
  * `client` is NULL or a `noxy_client` that was not freed yet.
@@ -599,15 +712,24 @@ struct noxy_error *noxy_client_close(const struct noxy_client *client);
 void noxy_free(struct noxy_client *client);
 
 /**
+ * A short, stable, lower-case name for a code (`"wait_timed_out"`, `"ok"`), or `"unknown"`
+ * for a number this version does not know. Static storage: never freed. Any thread.
+ */
+const char *noxy_error_code_name(int32_t code);
+
+/**
  * A new configuration with the library's defaults (decision TTL 600 s, connect timeout
- * 10 s, request timeout 30 s, 3 attempts 100 ms / 200 ms apart with jitter, 2 worker
- * threads, the public web PKI roots). Endpoint and app token must be set before
- * `noxy_client_new`. Never NULL. The caller owns it: `noxy_config_free`. Any thread.
+ * 10 s, request timeout 30 s, retries of transient failures for up to 30 s with backoff from
+ * 100 ms doubling to 2 s with 20 % jitter and no attempt cap, at most 100 RPCs in flight, 2
+ * worker threads of its own, the public web PKI roots, the process-wide log callback).
+ * Endpoint and app token must be set before `noxy_client_new`. Never NULL. The caller owns it:
+ * `noxy_config_free`. Any thread.
  */
 struct noxy_config *noxy_config_new(void);
 
 /**
- * Frees a configuration. NULL is a no-op. Clients created from it are unaffected.
+ * Frees a configuration. NULL is a no-op. Clients created from it are unaffected (a log
+ * callback's `user_data` is released once neither the config nor any client uses it).
  * Any thread, once no other thread uses the object.
  *
  * # Safety
@@ -674,7 +796,8 @@ struct noxy_error *noxy_config_set_ca_pem_file(struct noxy_config *config,
                                                const char *ca_pem_path);
 
 /**
- * Sets the time allowed to connect (TCP + TLS + HTTP/2), in milliseconds (more than 0).
+ * Sets the time allowed to connect (DNS, TCP and the TLS handshake together), in milliseconds
+ * (more than 0, at most 365 days).
  * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
  * object: it is not synchronised.
  *
@@ -685,7 +808,8 @@ struct noxy_error *noxy_config_set_connect_timeout_ms(struct noxy_config *config
                                                       uint64_t timeout_ms);
 
 /**
- * Sets the deadline of every single RPC attempt, in milliseconds (more than 0).
+ * Sets the deadline of every single RPC attempt, in milliseconds (more than 0, at most 365
+ * days).
  * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
  * object: it is not synchronised.
  *
@@ -696,8 +820,9 @@ struct noxy_error *noxy_config_set_request_timeout_ms(struct noxy_config *config
                                                       uint64_t timeout_ms);
 
 /**
- * Sets the attempts per call for transient failures, including the first (at least 1;
- * 1 disables retries). A retried RouteDecision keeps its request id.
+ * Caps the attempts per call for transient failures, including the first: 1 disables retries,
+ * 0 removes the cap (the default: only the retry budget bounds retries). A retried
+ * RouteDecision keeps its request id.
  * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
  * object: it is not synchronised.
  *
@@ -733,6 +858,70 @@ struct noxy_error *noxy_config_set_worker_threads(struct noxy_config *config,
                                                   uint32_t worker_threads);
 
 /**
+ * Sets the retry budget, in milliseconds (at most 365 days; default 30 000): a transient
+ * failure (the relay unreachable, a lost connection, UNAVAILABLE, the relay's ERROR delivery
+ * status) is retried with backoff as long as the next attempt would start within this time of
+ * the call's first attempt. 0 disables retries. Polls while waiting are retried within the
+ * wait budget instead.
+ * `config` is borrowed for the call. Any thread, one thread at a time per object.
+ *
+ * # Safety
+ * `config` is NULL or a live `noxy_config`.
+ */
+struct noxy_error *noxy_config_set_retry_budget_ms(struct noxy_config *config,
+                                                   uint64_t budget_ms);
+
+/**
+ * Sets how many RPCs the client keeps in flight on its connection at once (1 to 10 000;
+ * default 100). Further calls wait their turn, so thousands of waiting decisions never flood
+ * the relay; the relay's own limit on concurrent streams is honoured too.
+ * `config` is borrowed for the call. Any thread, one thread at a time per object.
+ *
+ * # Safety
+ * `config` is NULL or a live `noxy_config`.
+ */
+struct noxy_error *noxy_config_set_max_concurrent_requests(struct noxy_config *config,
+                                                           uint32_t max_requests);
+
+/**
+ * With `shared` = 1, clients created from this configuration use one process-wide runtime and
+ * completion thread instead of their own (a host with a client per tenant then has 3 library
+ * threads, not 3 per client); 0 (the default) gives the client its own. The first client that
+ * needs the process-wide runtime creates it with this configuration's worker count; it stops
+ * when no client uses it. Clients on it share one completion thread, so a slow callback of
+ * one delays the callbacks of the others. Other values are `NOXY_ERROR_INVALID_ARGUMENT`.
+ * `config` is borrowed for the call. Any thread, one thread at a time per object.
+ *
+ * # Safety
+ * `config` is NULL or a live `noxy_config`.
+ */
+struct noxy_error *noxy_config_set_shared_runtime(struct noxy_config *config,
+                                                  int32_t shared);
+
+/**
+ * Gives clients created from this configuration their own log callback: their events go to
+ * `callback` (up to `max_level`) instead of the process-wide one (`noxy_set_log_callback`),
+ * so that two components in one process each get their own logs. The callback rules are
+ * those of `noxy_log_callback`. A NULL `callback` or `NOXY_LOG_OFF` removes it (the clients
+ * then use the process-wide callback). A `max_level` outside 0..5 is
+ * `NOXY_ERROR_INVALID_ARGUMENT`, and then the library takes nothing.
+ *
+ * Ownership of `user_data`: once set, the library calls `free_user_data(user_data)` (unless
+ * NULL) exactly once, on any thread, after the config has been freed or given another
+ * callback and every client created with it has been released, and after the last call of
+ * `callback` returned.
+ *
+ * # Safety
+ * `config` is NULL or a live `noxy_config`; `callback` and `free_user_data`, if not NULL, may
+ * be called from any thread with `user_data` as described.
+ */
+struct noxy_error *noxy_config_set_log_callback(struct noxy_config *config,
+                                                noxy_log_callback callback,
+                                                void *user_data,
+                                                noxy_free_user_data free_user_data,
+                                                int32_t max_level);
+
+/**
  * Sets the `user-agent` sent with every call (visible ASCII). Copied.
  * `config` is borrowed for the call (strings are copied). Any thread, one thread at a time per
  * object: it is not synchronised.
@@ -760,7 +949,7 @@ struct noxy_wait_options *noxy_wait_options_new(void);
 void noxy_wait_options_free(struct noxy_wait_options *options);
 
 /**
- * Sets the pause after the first poll, in milliseconds (more than 0).
+ * Sets the pause after the first poll, in milliseconds (more than 0, at most 365 days).
  * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
  * object: it is not synchronised.
  *
@@ -782,7 +971,8 @@ struct noxy_error *noxy_wait_options_set_multiplier(struct noxy_wait_options *op
                                                     double multiplier);
 
 /**
- * Sets the longest pause between polls, in milliseconds (not below the initial interval).
+ * Sets the longest pause between polls, in milliseconds (at most 365 days; not below the
+ * initial interval, which the call checks).
  * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
  * object: it is not synchronised.
  *
@@ -793,8 +983,8 @@ struct noxy_error *noxy_wait_options_set_max_interval_ms(struct noxy_wait_option
                                                          uint64_t interval_ms);
 
 /**
- * Sets the whole wait's budget, in milliseconds; then `NOXY_ERROR_WAIT_TIMED_OUT`. 0 polls
- * exactly once. The budget is never overrun.
+ * Sets the whole wait's budget, in milliseconds (at most 365 days); then
+ * `NOXY_ERROR_WAIT_TIMED_OUT`. 0 gives up at once. The budget is never overrun.
  * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
  * object: it is not synchronised.
  *
@@ -833,8 +1023,10 @@ void noxy_send_options_free(struct noxy_send_options *options);
 
 /**
  * Sets an idempotency key (non-empty UTF-8; NULL removes it): the decision id and request ids
- * are then derived from (app token, identity, key, device), so re-sending after a crash
- * yields the relay's existing decision instead of a second prompt. Copied.
+ * are then derived from the relay endpoint, the identity, the key, the SHA-256 of the exact
+ * payload bytes and the TTL (never from the app token), so re-sending the same decision after
+ * a crash yields the relay's existing decision instead of a second prompt, while the same key
+ * with a different payload or TTL is a new decision the person sees and answers anew. Copied.
  * `options` is borrowed for the call (strings are copied). Any thread, one thread at a time per
  * object: it is not synchronised.
  *
@@ -857,7 +1049,69 @@ struct noxy_error *noxy_send_options_set_ttl_seconds(struct noxy_send_options *o
                                                      uint32_t ttl_seconds);
 
 /**
- * The error's stable code (`NOXY_ERROR_*`); `NOXY_OK` when `error` is NULL.
+ * The upper-case name of a delivery status (`"DELIVERED"`), `"INVALID"` for
+ * `NOXY_DELIVERY_INVALID`, or `"UNKNOWN"` for a number this version does not know. Static
+ * storage: never freed. Any thread.
+ */
+const char *noxy_delivery_status_name(int32_t status);
+
+/**
+ * The device this delivery was for. Borrowed; NULL when `delivery` is NULL. Any thread.
+ *
+ * # Safety
+ * `delivery` is NULL or a live delivery obtained from this library.
+ */
+const char *noxy_delivery_device_id(const struct noxy_delivery *delivery);
+
+/**
+ * The `request_id` of this device's RouteDecision (kept across retries). Borrowed; NULL when
+ * `delivery` is NULL. Any thread.
+ *
+ * # Safety
+ * `delivery` is NULL or a live delivery obtained from this library.
+ */
+const char *noxy_delivery_request_id(const struct noxy_delivery *delivery);
+
+/**
+ * The relay's delivery status; `NOXY_DELIVERY_ERROR` also when this device's delivery failed
+ * in the library (then `noxy_delivery_error_code` is not `NOXY_OK`); `NOXY_DELIVERY_INVALID`
+ * when `delivery` is NULL. Any thread.
+ *
+ * # Safety
+ * `delivery` is NULL or a live delivery obtained from this library.
+ */
+noxy_delivery_state noxy_delivery_status(const struct noxy_delivery *delivery);
+
+/**
+ * The decision id the relay answered for this device, or NULL when the delivery failed in
+ * the library (or `delivery` is NULL). Borrowed. Any thread.
+ *
+ * # Safety
+ * `delivery` is NULL or a live delivery obtained from this library.
+ */
+const char *noxy_delivery_decision_id(const struct noxy_delivery *delivery);
+
+/**
+ * `NOXY_OK` when the relay answered for this device, else the error that ended this device's
+ * delivery (`NOXY_ERROR_*`: a bad device key, a relay error after every retry).
+ * `NOXY_ERROR_INVALID_ARGUMENT` when `delivery` is NULL. Any thread.
+ *
+ * # Safety
+ * `delivery` is NULL or a live delivery obtained from this library.
+ */
+noxy_code noxy_delivery_error_code(const struct noxy_delivery *delivery);
+
+/**
+ * The message of this device's error, or NULL when there is none. Borrowed. Any thread.
+ *
+ * # Safety
+ * `delivery` is NULL or a live delivery obtained from this library.
+ */
+const char *noxy_delivery_error_message(const struct noxy_delivery *delivery);
+
+/**
+ * The error's stable code (`NOXY_ERROR_*`); `NOXY_OK` when `error` is NULL (a NULL error means
+ * success).
  *
  * `error` is borrowed. Any thread.
  *
@@ -877,9 +1131,9 @@ noxy_code noxy_error_code(const struct noxy_error *error);
 const char *noxy_error_message(const struct noxy_error *error);
 
 /**
- * How many per-device delivery results the error carries (0 for most errors; the deliveries
- * of the routed decision for `NOXY_ERROR_NO_DECISION_ID` and for errors while waiting after a
- * send). 0 when `error` is NULL. Any thread.
+ * How many per-device delivery results the error carries: the deliveries of the routed
+ * decision for `NOXY_ERROR_NO_DECISION_ID`, for errors while waiting after a send, and for a
+ * send cancelled midway; 0 for other errors and when `error` is NULL. Any thread.
  *
  * # Safety
  * `error` is NULL or a live error returned by this library.
@@ -889,19 +1143,13 @@ size_t noxy_error_delivery_count(const struct noxy_error *error);
 /**
  * The delivery result at `index` (< `noxy_error_delivery_count`), or NULL when `error` is
  * NULL or `index` is out of range. Borrowed from `error`: valid until `noxy_error_free`.
- * Any thread: the object is immutable, so concurrent reads are fine.
+ * Any thread.
  *
  * # Safety
  * `error` is NULL or a live error returned by this library.
  */
 const struct noxy_delivery *noxy_error_delivery(const struct noxy_error *error,
                                                 size_t index);
-
-/**
- * A short, stable, lower-case name for a code (`"wait_timed_out"`, `"ok"`), or `"unknown"`
- * for a number this version does not know. Static storage: never freed. Any thread.
- */
-const char *noxy_error_code_name(uint32_t code);
 
 /**
  * Frees an error. NULL is a no-op. Any thread; the error must not be used afterwards.
@@ -912,97 +1160,61 @@ const char *noxy_error_code_name(uint32_t code);
 void noxy_error_free(struct noxy_error *error);
 
 /**
- * Routes the library's logs to `callback` (process-wide, for every client), for events up to
- * `max_level` (`NOXY_LOG_ERROR` .. `NOXY_LOG_TRACE`). A NULL `callback` or `NOXY_LOG_OFF`
- * disables logging (the default). Replaces any earlier registration.
+ * Routes the library's logs to `callback` (process-wide: every client without a log callback
+ * of its own), for events up to `max_level` (`NOXY_LOG_ERROR` .. `NOXY_LOG_TRACE`). A NULL
+ * `callback` or `NOXY_LOG_OFF` disables process-wide logging (the default). Replaces any
+ * earlier registration.
  *
- * When this returns, the previous callback is not running on any thread and will not be called
- * again, so its `user_data` may be released: it waits for deliveries in progress on other
- * threads to return. Any thread, including completion callbacks, except from inside a log
- * callback (`NOXY_ERROR_INVALID_ARGUMENT`). A `max_level` above `NOXY_LOG_TRACE` is
+ * Ownership of `user_data`: on success with a non-NULL `callback` and a level above OFF, the
+ * library calls `free_user_data(user_data)` (unless it is NULL) exactly once, after the last
+ * call of `callback` returned, once a later registration replaced this one; calls already
+ * running on other threads when this returns may still be finishing, so release `user_data`
+ * only in `free_user_data`. On failure, or when logging is disabled by this call, the library
+ * takes nothing.
+ *
+ * Never waits for host code. Any thread, including completion callbacks, except from inside a
+ * log callback (`NOXY_ERROR_INVALID_ARGUMENT`). A `max_level` outside 0..5 is
  * `NOXY_ERROR_INVALID_ARGUMENT`. `user_data` is never read by the library.
  *
  * # Safety
- * `callback`, if not NULL, may be called from any thread with `user_data` until logging is
- * replaced or disabled.
+ * `callback` and `free_user_data`, if not NULL, may be called from any thread with
+ * `user_data` as described.
  */
 struct noxy_error *noxy_set_log_callback(noxy_log_callback callback,
                                          void *user_data,
-                                         uint32_t max_level);
+                                         noxy_free_user_data free_user_data,
+                                         int32_t max_level);
 
 /**
- * The upper-case name of an outcome (`"APPROVED"`), or `"UNKNOWN"` for a number this version
- * does not know. Static storage: never freed. Any thread.
- */
-const char *noxy_outcome_name(uint32_t outcome);
-
-/**
- * The upper-case name of a delivery status (`"DELIVERED"`), or `"UNKNOWN"` for a number this
- * version does not know. Static storage: never freed. Any thread.
- */
-const char *noxy_delivery_status_name(uint32_t status);
-
-/**
- * The device this delivery was for. Borrowed; NULL when `delivery` is NULL. Any thread.
+ * Cancels an operation: its callback then reports `NOXY_ERROR_CANCELLED` (a cancelled send
+ * still carries the per-device results so far), unless the operation had already finished
+ * (then nothing changes). Idempotent. Any thread, including the operation's own callback and
+ * any other callback, also after `noxy_free` of the client; `operation` is borrowed for the
+ * call. Fails only for a NULL `operation`, or in a child process forked after the operation
+ * started (`NOXY_ERROR_INVALID_ARGUMENT`; the operation belongs to the parent).
  *
  * # Safety
- * `delivery` is NULL or a live delivery obtained from this library.
+ * `operation` is NULL or a live `noxy_operation`.
  */
-const char *noxy_delivery_device_id(const struct noxy_delivery *delivery);
+struct noxy_error *noxy_operation_cancel(const struct noxy_operation *operation);
 
 /**
- * The `request_id` of this device's RouteDecision (kept across retries). Borrowed; NULL when
- * `delivery` is NULL.
- * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
- * to.
+ * Releases an operation handle without cancelling the operation (its callback still runs).
+ * NULL is a no-op. Any thread, before or after the callback ran and the client was freed,
+ * including from the operation's own callback. In a child process after `fork()` it only
+ * releases the handle's memory.
  *
  * # Safety
- * `delivery` is NULL or a live delivery obtained from this library.
+ * `operation` is NULL or a `noxy_operation` that was not freed yet.
  */
-const char *noxy_delivery_request_id(const struct noxy_delivery *delivery);
+void noxy_operation_free(struct noxy_operation *operation);
 
 /**
- * The relay's delivery status, or `NOXY_DELIVERY_ERROR` when this device's delivery failed in
- * the library (then `noxy_delivery_error_code` is non-zero) or `delivery` is NULL.
- * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
- * to.
- *
- * # Safety
- * `delivery` is NULL or a live delivery obtained from this library.
+ * The upper-case name of an outcome (`"APPROVED"`), `"INVALID"` for `NOXY_OUTCOME_INVALID`,
+ * or `"UNKNOWN"` for a number this version does not know. Static storage: never freed. Any
+ * thread.
  */
-noxy_delivery_state noxy_delivery_status(const struct noxy_delivery *delivery);
-
-/**
- * The decision id the relay answered for this device, or NULL when the delivery failed.
- * Borrowed.
- * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
- * to.
- *
- * # Safety
- * `delivery` is NULL or a live delivery obtained from this library.
- */
-const char *noxy_delivery_decision_id(const struct noxy_delivery *delivery);
-
-/**
- * `NOXY_OK` when the relay answered for this device, else the error that ended this device's
- * delivery (`NOXY_ERROR_*`). `NOXY_ERROR_INVALID_ARGUMENT` when `delivery` is NULL.
- * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
- * to.
- *
- * # Safety
- * `delivery` is NULL or a live delivery obtained from this library.
- */
-noxy_code noxy_delivery_error_code(const struct noxy_delivery *delivery);
-
-/**
- * The message of this device's error, or NULL when there is none. Borrowed.
- * Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
- * to.
- *
- * # Safety
- * `delivery` is NULL or a live delivery obtained from this library.
- */
-const char *noxy_delivery_error_message(const struct noxy_delivery *delivery);
+const char *noxy_outcome_name(int32_t outcome);
 
 /**
  * The decision id this client generated and sent to every device. Borrowed from `result`;
@@ -1025,15 +1237,15 @@ const char *noxy_send_result_decision_id(const struct noxy_send_result *result);
 const char *noxy_send_result_accepted_decision_id(const struct noxy_send_result *result);
 
 /**
- * Copies the SHA-256 of the exact plaintext bytes every device received into `out` (32
- * bytes). Returns false (and writes nothing) when `result` or `out` is NULL.
- * Any thread: the object is immutable, so concurrent reads are fine.
+ * Copies the SHA-256 of the exact payload bytes every device received (the bytes the caller
+ * passed) into `out` (32 bytes) and returns 1. Returns -1, writing nothing, when `result` or
+ * `out` is NULL. Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_send_result`; `out` is NULL or points to 32 writable bytes.
  */
-bool noxy_send_result_plaintext_sha256(const struct noxy_send_result *result,
-                                       uint8_t *out);
+int32_t noxy_send_result_plaintext_sha256(const struct noxy_send_result *result,
+                                          uint8_t *out);
 
 /**
  * How many per-device results there are (one per device of the identity). 0 when `result`
@@ -1066,7 +1278,7 @@ void noxy_send_result_free(struct noxy_send_result *result);
 
 /**
  * The outcome: APPROVED, REJECTED or EXPIRED from the waiting calls; possibly PENDING from
- * `noxy_get_decision_outcome`. `NOXY_OUTCOME_PENDING` when `result` is NULL.
+ * `noxy_get_decision_outcome`. `NOXY_OUTCOME_INVALID` when `result` is NULL.
  * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
@@ -1075,13 +1287,13 @@ void noxy_send_result_free(struct noxy_send_result *result);
 noxy_outcome noxy_decision_result_outcome(const struct noxy_decision_result *result);
 
 /**
- * Whether the relay still waits for an answer (false when `result` is NULL).
+ * Whether the relay still waits for an answer: 1 pending, 0 not, -1 when `result` is NULL.
  * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_decision_result`.
  */
-bool noxy_decision_result_is_pending(const struct noxy_decision_result *result);
+int32_t noxy_decision_result_is_pending(const struct noxy_decision_result *result);
 
 /**
  * The decision id this result is about (for send-and-wait: the id that was waited on).
@@ -1094,16 +1306,16 @@ bool noxy_decision_result_is_pending(const struct noxy_decision_result *result);
 const char *noxy_decision_result_decision_id(const struct noxy_decision_result *result);
 
 /**
- * For send-and-wait results: copies the SHA-256 of the plaintext every device received into
- * `out` (32 bytes) and returns true. Returns false (writing nothing) for results of the calls
- * that did not send, or when an argument is NULL.
+ * For send-and-wait results: copies the SHA-256 of the exact payload bytes every device
+ * received into `out` (32 bytes) and returns 1. Returns 0, writing nothing, for results of the
+ * calls that did not send; -1 when an argument is NULL.
  * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
  * `result` is NULL or a live `noxy_decision_result`; `out` is NULL or 32 writable bytes.
  */
-bool noxy_decision_result_plaintext_sha256(const struct noxy_decision_result *result,
-                                           uint8_t *out);
+int32_t noxy_decision_result_plaintext_sha256(const struct noxy_decision_result *result,
+                                              uint8_t *out);
 
 /**
  * For send-and-wait results: the number of per-device delivery results; 0 otherwise.
@@ -1144,7 +1356,7 @@ void noxy_decision_result_free(struct noxy_decision_result *result);
 const char *noxy_quota_app_name(const struct noxy_quota *quota);
 
 /**
- * Decisions allowed in total (0 when `quota` is NULL).
+ * Decisions allowed in total (`UINT64_MAX` when `quota` is NULL).
  * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
@@ -1153,7 +1365,7 @@ const char *noxy_quota_app_name(const struct noxy_quota *quota);
 uint64_t noxy_quota_total(const struct noxy_quota *quota);
 
 /**
- * Decisions left (0 when `quota` is NULL).
+ * Decisions left (`UINT64_MAX` when `quota` is NULL).
  * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety
@@ -1162,7 +1374,7 @@ uint64_t noxy_quota_total(const struct noxy_quota *quota);
 uint64_t noxy_quota_remaining(const struct noxy_quota *quota);
 
 /**
- * Whether the app may route decisions (`NOXY_QUOTA_DELETED` when `quota` is NULL).
+ * Whether the app may route decisions (`NOXY_QUOTA_INVALID` when `quota` is NULL).
  * Any thread: the object is immutable, so concurrent reads are fine.
  *
  * # Safety

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::Cancel;
-use crate::config::ClientConfig;
+use crate::config::{normalize_endpoint, ClientConfig};
 use crate::error::{Error, Result};
 use crate::proto;
-use crate::transport::Transport;
+use crate::transport::{final_answer, Transport};
 
 /// A client of the Noxy relay. Clones share one HTTP/2 connection and one closed state.
 ///
@@ -23,6 +23,8 @@ pub(crate) struct Inner {
     pub(crate) transport: Transport,
     pub(crate) config: ClientConfig,
     pub(crate) closed: CancellationToken,
+    /// The relay as `host:port`: the namespace of ids derived from idempotency keys.
+    pub(crate) id_scope: String,
 }
 
 /// A device registered for an identity, as the relay lists it.
@@ -73,11 +75,13 @@ impl Client {
             ));
         }
         let transport = Transport::new(&config)?;
+        let address = normalize_endpoint(&config.endpoint)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 transport,
                 config,
                 closed: CancellationToken::new(),
+                id_scope: format!("{}:{}", address.host, address.port),
             }),
         })
     }
@@ -122,10 +126,16 @@ impl Client {
         let response = self
             .inner
             .transport
-            .call("GetIdentityDevices", cancel, true, |mut stub, timeout| {
-                let request = timed(request.clone(), timeout);
-                async move { stub.get_identity_devices(request).await }
-            })
+            .call(
+                "GetIdentityDevices",
+                cancel,
+                true,
+                final_answer,
+                |mut stub, timeout| {
+                    let request = timed(request.clone(), timeout);
+                    async move { stub.get_identity_devices(request).await }
+                },
+            )
             .await?;
         Ok(response
             .devices
@@ -150,6 +160,7 @@ impl Client {
                 "GetQuota",
                 &self.cancel_for(None),
                 true,
+                final_answer,
                 |mut stub, timeout| {
                     let request = timed(request.clone(), timeout);
                     async move { stub.get_quota(request).await }

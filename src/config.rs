@@ -7,22 +7,76 @@ use crate::error::{Error, Result};
 
 /// The relay's documented default decision TTL: 10 minutes.
 pub const DEFAULT_DECISION_TTL_SECONDS: u32 = 600;
-/// Default time allowed to establish the TCP + TLS + HTTP/2 connection.
+/// Default time allowed to establish the TCP connection and the TLS session.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default deadline of every single RPC attempt.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time budget of the retries of one call.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
+/// Default bound on the RPCs one client has in flight on its connection at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 100;
+/// The largest accepted value of [`ClientConfig::max_concurrent_requests`].
+pub const MAX_CONCURRENT_REQUESTS_LIMIT: u32 = 10_000;
+/// The longest duration any setting accepts (365 days). Longer values, such as `UINT64_MAX`
+/// milliseconds used in C for "forever", are refused by name instead of overflowing a clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// The default user agent, sent as the `user-agent` prefix of every call.
 pub const DEFAULT_USER_AGENT: &str = concat!("libnoxy/", env!("CARGO_PKG_VERSION"));
 
+/// Checks that a duration setting is at most [`MAX_DURATION`] (and, with `non_zero`, longer
+/// than zero); the error names `field`.
+pub(crate) fn check_duration(field: &str, value: Duration, non_zero: bool) -> Result<()> {
+    if non_zero && value.is_zero() {
+        return Err(Error::invalid_argument(field, "must be longer than zero"));
+    }
+    if value > MAX_DURATION {
+        return Err(Error::invalid_argument(
+            field,
+            format!(
+                "must be at most {} ms (365 days), got {} ms",
+                MAX_DURATION.as_millis(),
+                value.as_millis()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a multiplier is finite and at least 1; the error names `field`.
+pub(crate) fn check_multiplier(field: &str, value: f64) -> Result<()> {
+    if !value.is_finite() || value < 1.0 {
+        return Err(Error::invalid_argument(
+            field,
+            "must be a finite number of at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a jitter fraction lies in `[0, 1]`; the error names `field`.
+pub(crate) fn check_jitter(field: &str, value: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&value) {
+        return Err(Error::invalid_argument(field, "must be between 0 and 1"));
+    }
+    Ok(())
+}
+
 /// Retry policy for transient relay failures (UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
-/// UNAVAILABLE, and transport errors). A retried `RouteDecision` keeps its `request_id`.
+/// UNAVAILABLE, a lost connection, and the relay's ERROR delivery status). A retried
+/// `RouteDecision` keeps its `request_id`, so the relay's idempotency holds.
 ///
-/// The defaults match the relay's SDKs (3 attempts, 100 ms then 200 ms apart) and add jitter.
+/// Retries are bounded by time: a transient failure is retried, with capped exponential
+/// backoff and jitter, as long as the next attempt would start within `budget` of the call's
+/// first attempt. `max_attempts` is an optional cap on top.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
-    /// Attempts in total, including the first; `1` disables retries. Must be at least 1.
-    pub max_attempts: u32,
-    /// The pause before the second attempt.
+    /// No retry starts later than this after the call's first attempt. At most
+    /// [`MAX_DURATION`]; zero disables retries.
+    pub budget: Duration,
+    /// Attempts in total, including the first, when set; `Some(1)` disables retries. `None`
+    /// (the default): only the budget bounds the retries.
+    pub max_attempts: Option<u32>,
+    /// The pause before the second attempt. Longer than zero.
     pub initial_backoff: Duration,
     /// The pause is multiplied by this after each retry. Must be at least 1.
     pub multiplier: f64,
@@ -36,7 +90,8 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 3,
+            budget: DEFAULT_RETRY_BUDGET,
+            max_attempts: None,
             initial_backoff: Duration::from_millis(100),
             multiplier: 2.0,
             max_backoff: Duration::from_secs(2),
@@ -49,30 +104,23 @@ impl RetryPolicy {
     /// No retries: every call is attempted once.
     pub fn none() -> RetryPolicy {
         RetryPolicy {
-            max_attempts: 1,
+            max_attempts: Some(1),
             ..RetryPolicy::default()
         }
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.max_attempts == 0 {
+        check_duration("retry.budget", self.budget, false)?;
+        if self.max_attempts == Some(0) {
             return Err(Error::invalid_argument(
                 "retry.max_attempts",
-                "must be at least 1",
+                "must be at least 1 when set",
             ));
         }
-        if !self.multiplier.is_finite() || self.multiplier < 1.0 {
-            return Err(Error::invalid_argument(
-                "retry.multiplier",
-                "must be a finite number of at least 1",
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(Error::invalid_argument(
-                "retry.jitter",
-                "must be between 0 and 1",
-            ));
-        }
+        check_duration("retry.initial_backoff", self.initial_backoff, true)?;
+        check_multiplier("retry.multiplier", self.multiplier)?;
+        check_jitter("retry.jitter", self.jitter)?;
+        check_duration("retry.max_backoff", self.max_backoff, false)?;
         if self.max_backoff < self.initial_backoff {
             return Err(Error::invalid_argument(
                 "retry.max_backoff",
@@ -92,19 +140,26 @@ pub struct ClientConfig {
     /// leading `https://` or `http://` and trailing `/` are stripped; port 443 is assumed when
     /// none is given. The connection is always TLS.
     pub endpoint: String,
-    /// The app's bearer token. Sent as `authorization: Bearer <token>`; never logged.
+    /// The app's bearer token. Sent as `authorization: Bearer <token>`; never logged, and never
+    /// an input of derived ids.
     pub app_token: String,
     /// How long the relay keeps a decision open before marking it EXPIRED. At least 1.
     pub decision_ttl_seconds: u32,
     /// Extra root certificate(s) to trust, PEM, for a private or local relay (the development
     /// relay writes its CA as PEM). When set, only these roots are trusted.
     pub ca_pem: Option<String>,
-    /// Time allowed to connect (TCP + TLS + HTTP/2).
+    /// Time allowed to connect: DNS, TCP and the TLS handshake together. The HTTP/2 preface
+    /// is written without waiting for the relay, so the first call's deadline covers the rest.
     pub connect_timeout: Duration,
     /// The deadline of every single RPC attempt.
     pub request_timeout: Duration,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// At most this many RPCs are in flight on the connection at once (1 to
+    /// [`MAX_CONCURRENT_REQUESTS_LIMIT`]); further calls wait for a free slot, so a host with
+    /// thousands of waiting decisions never floods the relay. The relay's own
+    /// MAX_CONCURRENT_STREAMS is honoured as well.
+    pub max_concurrent_requests: u32,
     /// The `user-agent` sent with every call.
     pub user_agent: String,
 }
@@ -120,6 +175,7 @@ impl ClientConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             retry: RetryPolicy::default(),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
         }
     }
@@ -142,16 +198,12 @@ impl ClientConfig {
                 ));
             }
         }
-        if self.connect_timeout.is_zero() {
+        check_duration("connect_timeout", self.connect_timeout, true)?;
+        check_duration("request_timeout", self.request_timeout, true)?;
+        if !(1..=MAX_CONCURRENT_REQUESTS_LIMIT).contains(&self.max_concurrent_requests) {
             return Err(Error::invalid_argument(
-                "connect_timeout",
-                "must be longer than zero",
-            ));
-        }
-        if self.request_timeout.is_zero() {
-            return Err(Error::invalid_argument(
-                "request_timeout",
-                "must be longer than zero",
+                "max_concurrent_requests",
+                format!("must be 1 to {MAX_CONCURRENT_REQUESTS_LIMIT}"),
             ));
         }
         if http::HeaderValue::from_str(&self.user_agent).is_err() {
@@ -175,6 +227,7 @@ impl fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("user_agent", &self.user_agent)
             .finish()
     }
@@ -341,7 +394,8 @@ mod tests {
         ClientConfig::new("relay.example", "tok")
             .validate()
             .unwrap();
-        assert_eq!(RetryPolicy::default().max_attempts, 3);
+        assert_eq!(RetryPolicy::default().max_attempts, None);
+        assert_eq!(RetryPolicy::default().budget, DEFAULT_RETRY_BUDGET);
     }
 
     #[test]
@@ -369,7 +423,34 @@ mod tests {
                 "user_agent",
                 Box::new(|c| c.user_agent = "bad\nagent".into()),
             ),
-            ("retry.max_attempts", Box::new(|c| c.retry.max_attempts = 0)),
+            (
+                "request_timeout",
+                Box::new(|c| c.request_timeout = Duration::from_millis(u64::MAX)),
+            ),
+            (
+                "connect_timeout",
+                Box::new(|c| c.connect_timeout = MAX_DURATION + Duration::from_millis(1)),
+            ),
+            (
+                "retry.budget",
+                Box::new(|c| c.retry.budget = Duration::from_millis(u64::MAX)),
+            ),
+            (
+                "retry.max_attempts",
+                Box::new(|c| c.retry.max_attempts = Some(0)),
+            ),
+            (
+                "retry.initial_backoff",
+                Box::new(|c| c.retry.initial_backoff = Duration::ZERO),
+            ),
+            (
+                "max_concurrent_requests",
+                Box::new(|c| c.max_concurrent_requests = 0),
+            ),
+            (
+                "max_concurrent_requests",
+                Box::new(|c| c.max_concurrent_requests = MAX_CONCURRENT_REQUESTS_LIMIT + 1),
+            ),
             ("retry.multiplier", Box::new(|c| c.retry.multiplier = 0.5)),
             (
                 "retry.multiplier",

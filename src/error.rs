@@ -1,8 +1,10 @@
 //! The library's one error type, with stable numeric codes that the C ABI exposes unchanged.
+//!
+//! It depends on nothing else in the crate: per-device results of a failed send travel in
+//! [`DecisionError`](crate::routing::DecisionError), and transport types stay inside the
+//! transport.
 
 use std::fmt;
-
-use crate::routing::DeviceDelivery;
 
 /// A stable error code. The numbers are part of the C ABI (`NOXY_ERROR_*`) and never change;
 /// a retired code keeps its number reserved. `0` is reserved for "no error" on the C side.
@@ -13,7 +15,8 @@ pub enum ErrorCode {
     InvalidArgument = 1,
     /// The decision payload is not a JSON object, is not valid UTF-8, or is too large.
     InvalidPayload = 2,
-    /// The relay could not be reached or answered UNAVAILABLE (a transport failure).
+    /// The relay could not be reached, the connection was lost, or the relay answered
+    /// UNAVAILABLE (a transport failure).
     Unavailable = 3,
     /// A call's deadline passed before the relay answered.
     DeadlineExceeded = 4,
@@ -27,7 +30,7 @@ pub enum ErrorCode {
     NotFound = 8,
     /// Waiting for an outcome used up its whole budget without a terminal outcome.
     WaitTimedOut = 9,
-    /// The operation was cancelled by the caller, or the client was closed.
+    /// The operation was cancelled by the caller, or the client was closed. Nothing else.
     Cancelled = 10,
     /// No delivery was accepted by the relay, so there is no decision to wait on.
     NoDecisionId = 11,
@@ -60,6 +63,13 @@ impl ErrorCode {
         self as u32
     }
 
+    /// The code with this number, if there is one.
+    pub fn from_u32(number: u32) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_u32() == number)
+    }
+
     /// A short, stable, lower-case name (`"wait_timed_out"`), for logs and bindings.
     pub fn name(self) -> &'static str {
         match self {
@@ -78,26 +88,6 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
         }
     }
-
-    /// Maps a gRPC status code onto the library's codes. `Ok` has no error code and maps to
-    /// `Internal`, because a successful status never reaches this function in practice.
-    pub fn from_grpc(code: tonic::Code) -> ErrorCode {
-        use tonic::Code;
-        match code {
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-                ErrorCode::InvalidArgument
-            }
-            Code::DeadlineExceeded => ErrorCode::DeadlineExceeded,
-            Code::NotFound => ErrorCode::NotFound,
-            Code::AlreadyExists | Code::ResourceExhausted => ErrorCode::Rejected,
-            Code::PermissionDenied => ErrorCode::PermissionDenied,
-            Code::Unauthenticated => ErrorCode::Unauthenticated,
-            Code::Unavailable | Code::Aborted | Code::Unknown => ErrorCode::Unavailable,
-            Code::Cancelled => ErrorCode::Cancelled,
-            Code::Unimplemented => ErrorCode::Protocol,
-            Code::Internal | Code::DataLoss | Code::Ok => ErrorCode::Internal,
-        }
-    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -107,27 +97,26 @@ impl fmt::Display for ErrorCode {
 }
 
 /// An error of the library: a stable [`ErrorCode`], a human-readable message (the relay's own
-/// message is kept when the relay produced the error), the gRPC status code when there was one,
-/// and, for [`ErrorCode::NoDecisionId`], the per-device delivery results that explain it.
-#[derive(Clone, Debug)]
+/// message is kept when the relay produced the error), and whether a retry of the same call may
+/// succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     code: ErrorCode,
     message: String,
-    grpc_code: Option<tonic::Code>,
-    deliveries: Vec<DeviceDelivery>,
+    transient: bool,
 }
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A new error with a code and a message.
+    /// A new error with a code and a message. It counts as transient when the code is
+    /// [`ErrorCode::Unavailable`] or [`ErrorCode::DeadlineExceeded`].
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Error {
         Error {
             code,
             message: message.into(),
-            grpc_code: None,
-            deliveries: Vec::new(),
+            transient: matches!(code, ErrorCode::Unavailable | ErrorCode::DeadlineExceeded),
         }
     }
 
@@ -156,34 +145,16 @@ impl Error {
         Error::new(ErrorCode::Cancelled, problem)
     }
 
-    /// The error for a gRPC status returned by (or synthesised for) RPC `method`. The relay's
-    /// message is kept verbatim after the method name.
-    pub fn from_status(method: &str, status: &tonic::Status) -> Error {
-        let code = ErrorCode::from_grpc(status.code());
-        let relay_message = status.message();
-        let message = if relay_message.is_empty() {
-            format!("{method}: {:?}", status.code())
-        } else {
-            format!("{method}: {:?}: {relay_message}", status.code())
-        };
-        Error {
-            code,
-            message,
-            grpc_code: Some(status.code()),
-            deliveries: Vec::new(),
-        }
-    }
-
-    /// Records the gRPC status code this error stands for (for synthesised statuses such as a
-    /// local deadline), which also makes transience follow the gRPC code.
-    pub fn with_grpc_code(mut self, code: tonic::Code) -> Error {
-        self.grpc_code = Some(code);
+    /// Overrides whether the error is transient (the transport knows better than the code:
+    /// a RESOURCE_EXHAUSTED answer is REJECTED but worth a retry).
+    pub(crate) fn with_transient(mut self, transient: bool) -> Error {
+        self.transient = transient;
         self
     }
 
-    /// Attaches per-device delivery results (used by [`ErrorCode::NoDecisionId`]).
-    pub fn with_deliveries(mut self, deliveries: Vec<DeviceDelivery>) -> Error {
-        self.deliveries = deliveries;
+    /// The same error with `context: ` put before its message.
+    pub(crate) fn context(mut self, context: impl fmt::Display) -> Error {
+        self.message = format!("{context}: {}", self.message);
         self
     }
 
@@ -197,33 +168,10 @@ impl Error {
         &self.message
     }
 
-    /// The gRPC status code the relay (or the transport) reported, if the error came from one.
-    pub fn grpc_code(&self) -> Option<tonic::Code> {
-        self.grpc_code
-    }
-
-    /// Per-device delivery results attached to a [`ErrorCode::NoDecisionId`] error; empty
-    /// otherwise.
-    pub fn deliveries(&self) -> &[DeviceDelivery] {
-        &self.deliveries
-    }
-
     /// Whether a retry of the same call may succeed: the gRPC codes the relay's SDKs retry
-    /// (UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE) and transport failures.
+    /// (UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE) and lost connections.
     pub fn is_transient(&self) -> bool {
-        match self.grpc_code {
-            Some(code) => matches!(
-                code,
-                tonic::Code::Unknown
-                    | tonic::Code::DeadlineExceeded
-                    | tonic::Code::ResourceExhausted
-                    | tonic::Code::Unavailable
-            ),
-            None => matches!(
-                self.code,
-                ErrorCode::Unavailable | ErrorCode::DeadlineExceeded
-            ),
-        }
+        self.transient
     }
 }
 
@@ -244,52 +192,31 @@ impl std::error::Error for Error {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tonic::Code;
 
     #[test]
     fn codes_are_stable_and_dense() {
         for (index, code) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(code.as_u32(), index as u32 + 1, "{code}");
+            assert_eq!(ErrorCode::from_u32(code.as_u32()), Some(*code));
         }
+        assert_eq!(ErrorCode::from_u32(0), None);
+        assert_eq!(ErrorCode::from_u32(14), None);
     }
 
     #[test]
-    fn every_grpc_code_maps() {
-        let expected = [
-            (Code::Ok, ErrorCode::Internal),
-            (Code::Cancelled, ErrorCode::Cancelled),
-            (Code::Unknown, ErrorCode::Unavailable),
-            (Code::InvalidArgument, ErrorCode::InvalidArgument),
-            (Code::DeadlineExceeded, ErrorCode::DeadlineExceeded),
-            (Code::NotFound, ErrorCode::NotFound),
-            (Code::AlreadyExists, ErrorCode::Rejected),
-            (Code::PermissionDenied, ErrorCode::PermissionDenied),
-            (Code::ResourceExhausted, ErrorCode::Rejected),
-            (Code::FailedPrecondition, ErrorCode::InvalidArgument),
-            (Code::Aborted, ErrorCode::Unavailable),
-            (Code::OutOfRange, ErrorCode::InvalidArgument),
-            (Code::Unimplemented, ErrorCode::Protocol),
-            (Code::Internal, ErrorCode::Internal),
-            (Code::Unavailable, ErrorCode::Unavailable),
-            (Code::DataLoss, ErrorCode::Internal),
-            (Code::Unauthenticated, ErrorCode::Unauthenticated),
-        ];
-        for (grpc, ours) in expected {
-            assert_eq!(ErrorCode::from_grpc(grpc), ours, "{grpc:?}");
-        }
-    }
-
-    #[test]
-    fn status_keeps_relay_message_and_transience() {
-        let error = Error::from_status("GetQuota", &tonic::Status::unavailable("relay draining"));
-        assert_eq!(error.code(), ErrorCode::Unavailable);
-        assert!(error.message().contains("relay draining"));
-        assert!(error.message().starts_with("GetQuota"));
-        assert!(error.is_transient());
-        let denied = Error::from_status("GetQuota", &tonic::Status::permission_denied("no"));
-        assert!(!denied.is_transient());
-        let exhausted = Error::from_status("RouteDecision", &tonic::Status::resource_exhausted(""));
-        assert!(exhausted.is_transient());
-        assert_eq!(exhausted.code(), ErrorCode::Rejected);
+    fn transience_follows_the_code_unless_overridden() {
+        assert!(Error::new(ErrorCode::Unavailable, "x").is_transient());
+        assert!(Error::new(ErrorCode::DeadlineExceeded, "x").is_transient());
+        assert!(!Error::cancelled("x").is_transient());
+        assert!(!Error::protocol("x").is_transient());
+        assert!(Error::new(ErrorCode::Rejected, "x")
+            .with_transient(true)
+            .is_transient());
+        let error = Error::invalid_argument("ttl_seconds", "must be at least 1").context("send");
+        assert_eq!(error.message(), "send: ttl_seconds: must be at least 1");
+        assert_eq!(
+            error.to_string(),
+            "invalid_argument (1): send: ttl_seconds: must be at least 1"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! decision expires:
 //!
 //! ```no_run
-//! # async fn demo() -> noxy::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use noxy::{Client, ClientConfig, Payload, SendOptions, WaitOptions, DecisionOutcome};
 //!
 //! let client = Client::new(ClientConfig::new("https://relay.noxy.network", "app-token"))?;
@@ -33,12 +33,14 @@ pub mod error;
 pub mod ffi;
 pub mod payload;
 pub mod routing;
+mod socket;
 mod transport;
 pub mod waiting;
 
-/// Messages and client stubs generated from `proto/agent.proto`.
-#[allow(missing_docs, clippy::all)]
-pub mod proto {
+/// Messages and client stubs generated from `proto/agent.proto`: private, so that a tonic or
+/// prost upgrade never changes the library's public API.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+mod proto {
     tonic::include_proto!("noxy.agent");
 }
 
@@ -46,7 +48,9 @@ pub use client::{Client, IdentityDevice, Quota, QuotaStatus};
 pub use config::{ClientConfig, RetryPolicy};
 pub use error::{Error, ErrorCode, Result};
 pub use payload::{Payload, MAX_PAYLOAD_BYTES};
-pub use routing::{Delivery, DeliveryStatus, DeviceDelivery, SendOptions, SendResult};
+pub use routing::{
+    DecisionError, Delivery, DeliveryStatus, DeviceDelivery, SendOptions, SendResult,
+};
 pub use tokio_util::sync::CancellationToken;
 pub use waiting::{
     is_terminal_outcome, DecisionOutcome, DecisionResult, DecisionState, WaitOptions,

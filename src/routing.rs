@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cancel::Cancel;
 use crate::client::{new_request_id, require_non_empty, timed, Client, IdentityDevice};
 use crate::crypto;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::payload::Payload;
 use crate::proto;
 
@@ -98,13 +98,67 @@ impl SendResult {
     }
 }
 
+/// The error of a call that routed a decision: what went wrong, and what routing returned for
+/// each device (empty when the call failed before routing). Send-and-wait reports
+/// [`ErrorCode::NoDecisionId`] with the deliveries that explain it, and errors of its waiting
+/// phase with the deliveries of the decision it waited on.
+#[derive(Clone, Debug)]
+pub struct DecisionError {
+    /// The error.
+    pub error: Error,
+    /// One result per device, when routing happened.
+    pub deliveries: Vec<DeviceDelivery>,
+}
+
+impl DecisionError {
+    /// The error's stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.error.code()
+    }
+
+    /// The error's message.
+    pub fn message(&self) -> &str {
+        self.error.message()
+    }
+}
+
+impl From<Error> for DecisionError {
+    fn from(error: Error) -> DecisionError {
+        DecisionError {
+            error,
+            deliveries: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for DecisionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)?;
+        if !self.deliveries.is_empty() {
+            write!(f, " ({} device results)", self.deliveries.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DecisionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// Options of [`Client::send_decision`].
 #[derive(Clone, Debug, Default)]
 pub struct SendOptions {
     /// With a key, the decision id and every per-device request id are derived
-    /// deterministically from (app token, identity, key, device) instead of drawn at random. An
-    /// agent that crashed and re-sends the same decision with the same key gets the relay's
-    /// existing decision back instead of a second prompt on the person's phone.
+    /// deterministically instead of drawn at random, from: the relay endpoint (host and port),
+    /// the identity, the key, the SHA-256 of the exact payload bytes and the TTL (and, for a
+    /// request id, the device). An agent that crashed and re-sends the *same* decision with the
+    /// same key gets the relay's existing decision back instead of a second prompt on the
+    /// person's phone. The same key with a different payload or TTL derives a *different*
+    /// decision, which the person sees and answers anew: an approval never covers content the
+    /// person was not shown. The app token is never an input (a derived id must not help
+    /// anyone guess the token, and rotating the token must not change the ids).
     pub idempotency_key: Option<String>,
     /// Overrides the client's `decision_ttl_seconds` for this decision (at least 1).
     pub ttl_seconds: Option<u32>,
@@ -117,6 +171,16 @@ const IDEMPOTENCY_NAMESPACE: uuid::Uuid = uuid::Uuid::from_bytes([
     0x6e, 0x6f, 0x78, 0x79, 0x2d, 0x69, 0x44, 0x65, 0x8d, 0x70, 0x6f, 0x74, 0x65, 0x6e, 0x63, 0x79,
 ]);
 
+/// What a derived decision id stands for: everything that decides what the person sees.
+struct Derivation<'a> {
+    /// The relay, `host:port` after normalisation (the ids live in its namespace).
+    scope: &'a str,
+    identity_id: &'a str,
+    idempotency_key: &'a str,
+    payload_sha256: [u8; 32],
+    ttl_seconds: u32,
+}
+
 /// The ids of one decision: derived from an idempotency key, or random.
 struct DecisionIds {
     decision_id: String,
@@ -125,22 +189,21 @@ struct DecisionIds {
 }
 
 impl DecisionIds {
-    fn new(app_token: &str, identity_id: &str, idempotency_key: Option<&str>) -> DecisionIds {
-        match idempotency_key {
+    fn new(derivation: Option<Derivation<'_>>) -> DecisionIds {
+        match derivation {
             None => DecisionIds {
                 decision_id: uuid::Uuid::new_v4().to_string(),
                 derived_from: None,
             },
-            Some(key) => {
-                // The token is hashed so that the derivation input never holds the secret;
-                // every part is length-prefixed so that no two tuples share a name.
-                let app = hex_lower(&crypto::sha256(app_token.as_bytes()));
-                let base = format!(
-                    "{}:{app}|{}:{identity_id}|{}:{key}",
-                    app.len(),
-                    identity_id.len(),
-                    key.len()
-                );
+            Some(d) => {
+                // Every part is length-prefixed so that no two tuples share a name.
+                let digest = hex_lower(&d.payload_sha256);
+                let ttl = d.ttl_seconds.to_string();
+                let base = [d.scope, d.identity_id, d.idempotency_key, &digest, &ttl]
+                    .iter()
+                    .map(|part| format!("{}:{part}", part.len()))
+                    .collect::<Vec<_>>()
+                    .join("|");
                 DecisionIds {
                     decision_id: derive_uuid(&format!("decision|{base}")),
                     derived_from: Some(base),
@@ -165,20 +228,43 @@ fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+impl SendOptions {
+    /// Checks the options against the client's configuration and returns the TTL to use; the
+    /// error names the first invalid field.
+    pub(crate) fn ttl_seconds(&self, default_ttl_seconds: u32) -> Result<u32> {
+        if let Some(key) = &self.idempotency_key {
+            require_non_empty("idempotency_key", key)?;
+        }
+        let ttl_seconds = self.ttl_seconds.unwrap_or(default_ttl_seconds);
+        if ttl_seconds == 0 {
+            return Err(Error::invalid_argument("ttl_seconds", "must be at least 1"));
+        }
+        Ok(ttl_seconds)
+    }
+}
+
 impl Client {
     /// Routes a decision to every device of `identity_id`: one decision id, one encrypted copy
     /// and one `RouteDecision` per device, all devices concurrently. Returns one result per
     /// device; a device that fails (a bad key, a relay error after retries) does not affect the
-    /// others. Fails as a whole only when the devices cannot be listed, the arguments are
-    /// invalid, or the send is cancelled.
+    /// others. Fails as a whole only when the arguments are invalid, the devices cannot be
+    /// listed, or the send is cancelled (then with the per-device results so far).
     pub async fn send_decision(
         &self,
         identity_id: &str,
         payload: &Payload,
         options: &SendOptions,
-    ) -> Result<SendResult> {
+    ) -> Result<SendResult, DecisionError> {
+        self.check_send(identity_id, options)?;
         let cancel = self.cancel_for(options.cancel.as_ref());
         self.send_with(identity_id, payload, options, &cancel).await
+    }
+
+    /// Every check `send_decision` makes before contacting the relay.
+    pub(crate) fn check_send(&self, identity_id: &str, options: &SendOptions) -> Result<()> {
+        require_non_empty("identity_id", identity_id)?;
+        options.ttl_seconds(self.inner.config.decision_ttl_seconds)?;
+        Ok(())
     }
 
     pub(crate) async fn send_with(
@@ -187,23 +273,18 @@ impl Client {
         payload: &Payload,
         options: &SendOptions,
         cancel: &Cancel,
-    ) -> Result<SendResult> {
+    ) -> Result<SendResult, DecisionError> {
         require_non_empty("identity_id", identity_id)?;
-        if let Some(key) = &options.idempotency_key {
-            require_non_empty("idempotency_key", key)?;
-        }
-        let ttl_seconds = options
-            .ttl_seconds
-            .unwrap_or(self.inner.config.decision_ttl_seconds);
-        if ttl_seconds == 0 {
-            return Err(Error::invalid_argument("ttl_seconds", "must be at least 1"));
-        }
+        let ttl_seconds = options.ttl_seconds(self.inner.config.decision_ttl_seconds)?;
         let devices = self.identity_devices(identity_id, cancel).await?;
-        let ids = DecisionIds::new(
-            &self.inner.config.app_token,
+        let payload_sha256 = payload.sha256();
+        let ids = DecisionIds::new(options.idempotency_key.as_deref().map(|key| Derivation {
+            scope: &self.inner.id_scope,
             identity_id,
-            options.idempotency_key.as_deref(),
-        );
+            idempotency_key: key,
+            payload_sha256,
+            ttl_seconds,
+        }));
         let routes = devices
             .iter()
             .map(|device| self.route_to_device(device, &ids, payload, ttl_seconds, cancel));
@@ -211,11 +292,11 @@ impl Client {
         // the per-device results then travel with the error.
         let deliveries = join_all(routes).await;
         if let Err(error) = cancel.check() {
-            return Err(error.with_deliveries(deliveries));
+            return Err(DecisionError { error, deliveries });
         }
         Ok(SendResult {
             decision_id: ids.decision_id,
-            plaintext_sha256: payload.sha256(),
+            plaintext_sha256: payload_sha256,
             deliveries,
         })
     }
@@ -231,12 +312,7 @@ impl Client {
         let request_id = ids.request_id(&device.device_id);
         let outcome = async {
             let encrypted = crypto::encrypt_for_device(&device.pq_public_key, payload.as_bytes())
-                .map_err(|e| {
-                Error::new(
-                    e.code(),
-                    format!("device {}: {}", device.device_id, e.message()),
-                )
-            })?;
+                .map_err(|e| e.context(format_args!("device {}", device.device_id)))?;
             // Built once: every retry sends these exact bytes under the same request id.
             let request = proto::RouteDecisionRequest {
                 request_id: request_id.clone(),
@@ -247,23 +323,24 @@ impl Client {
                 nonce: encrypted.nonce.to_vec(),
                 decision_id: ids.decision_id.clone(),
             };
+            // ERROR is the relay's transient delivery failure: retried with the same request id
+            // while the retry policy allows, then reported as the relay answered it.
+            let transient_answer = |answer: &proto::DeliveryOutcome| {
+                answer.status == proto::DeliveryStatus::Error as i32
+            };
             let answer = self
                 .inner
                 .transport
-                .call("RouteDecision", cancel, true, |mut stub, timeout| {
-                    let request = timed(request.clone(), timeout);
-                    async move {
-                        let answer = stub.route_decision(request).await?;
-                        // ERROR is the relay's transient delivery failure: retry it like an
-                        // UNAVAILABLE, with the same request id.
-                        if answer.get_ref().status == proto::DeliveryStatus::Error as i32 {
-                            return Err(tonic::Status::unavailable(
-                                "the relay answered delivery status ERROR",
-                            ));
-                        }
-                        Ok(answer)
-                    }
-                })
+                .call(
+                    "RouteDecision",
+                    cancel,
+                    true,
+                    transient_answer,
+                    |mut stub, timeout| {
+                        let request = timed(request.clone(), timeout);
+                        async move { stub.route_decision(request).await }
+                    },
+                )
                 .await?;
             let status = DeliveryStatus::from_wire(answer.status).ok_or_else(|| {
                 Error::protocol(format!(
@@ -294,30 +371,64 @@ impl Client {
 mod tests {
     use super::*;
 
+    fn derived(
+        scope: &str,
+        identity_id: &str,
+        key: &str,
+        payload: &[u8],
+        ttl_seconds: u32,
+    ) -> DecisionIds {
+        DecisionIds::new(Some(Derivation {
+            scope,
+            identity_id,
+            idempotency_key: key,
+            payload_sha256: crypto::sha256(payload),
+            ttl_seconds,
+        }))
+    }
+
     #[test]
-    fn derived_ids_are_stable_and_distinct() {
-        let a = DecisionIds::new("token", "alice", Some("transfer-42"));
-        let again = DecisionIds::new("token", "alice", Some("transfer-42"));
+    fn derived_ids_are_stable_and_bind_everything_the_person_sees() {
+        let send_1 = br#"{"title":"Send 1 ETH"}"#;
+        let a = derived("relay:443", "alice", "transfer-42", send_1, 600);
+        let again = derived("relay:443", "alice", "transfer-42", send_1, 600);
         assert_eq!(a.decision_id, again.decision_id);
         assert_eq!(a.request_id("d1"), again.request_id("d1"));
         assert_ne!(a.request_id("d1"), a.request_id("d2"));
         assert_ne!(a.decision_id, a.request_id("d1"));
         for other in [
-            DecisionIds::new("token2", "alice", Some("transfer-42")),
-            DecisionIds::new("token", "alice2", Some("transfer-42")),
-            DecisionIds::new("token", "alice", Some("transfer-43")),
+            derived("relay:8443", "alice", "transfer-42", send_1, 600),
+            derived("relay:443", "alice2", "transfer-42", send_1, 600),
+            derived("relay:443", "alice", "transfer-43", send_1, 600),
+            // The same key with other content is another decision.
+            derived(
+                "relay:443",
+                "alice",
+                "transfer-42",
+                br#"{"title":"Send 1000 ETH"}"#,
+                600,
+            ),
+            derived(
+                "relay:443",
+                "alice",
+                "transfer-42",
+                br#"{"title": "Send 1 ETH"}"#,
+                600,
+            ),
+            derived("relay:443", "alice", "transfer-42", send_1, 601),
             // Length prefixes keep the boundary: ("ab","c") is not ("a","bc").
-            DecisionIds::new("token", "alice|", Some("transfer-42")),
+            derived("relay:443", "alice|", "transfer-42", send_1, 600),
         ] {
             assert_ne!(a.decision_id, other.decision_id);
+            assert_ne!(a.request_id("d1"), other.request_id("d1"));
         }
         assert!(uuid::Uuid::parse_str(&a.decision_id).is_ok());
     }
 
     #[test]
     fn random_ids_differ_each_time() {
-        let a = DecisionIds::new("token", "alice", None);
-        let b = DecisionIds::new("token", "alice", None);
+        let a = DecisionIds::new(None);
+        let b = DecisionIds::new(None);
         assert_ne!(a.decision_id, b.decision_id);
         assert_ne!(a.request_id("d1"), a.request_id("d1"));
         let parsed = uuid::Uuid::parse_str(&a.decision_id).unwrap();

@@ -1,19 +1,24 @@
 //! The connection to the relay: one lazily connected TLS HTTP/2 channel shared by every call,
-//! bearer authentication on every call, a deadline on every attempt, and retries of transient
-//! failures with capped exponential backoff.
+//! bearer authentication on every call, a deadline on every attempt, a bound on the RPCs in
+//! flight, and retries of transient failures with capped exponential backoff within a time
+//! budget. Every gRPC and transport type stays in this module.
 
+use std::error::Error as StdError;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tracing::instrument::WithSubscriber;
 
 use crate::backoff::Backoff;
 use crate::cancel::Cancel;
 use crate::config::{normalize_endpoint, ClientConfig, RetryPolicy};
 use crate::error::{Error, ErrorCode, Result};
 use crate::proto::agent_service_client::AgentServiceClient;
+use crate::socket::SignalFreeConnector;
 
 /// Adds `authorization: Bearer <token>` to every call. The value is marked sensitive so that the
 /// HTTP/2 layer never logs it.
@@ -37,11 +42,37 @@ impl tonic::service::Interceptor for BearerAuth {
 /// The generated client, authenticated.
 pub(crate) type RelayStub = AgentServiceClient<InterceptedService<Channel, BearerAuth>>;
 
+/// Spawns the channel's background tasks (connection, reconnects) with the `tracing`
+/// dispatcher that is current where they are spawned, so that a host's per-client logger also
+/// receives the HTTP/2 and TLS events of its client.
+#[derive(Clone, Copy, Debug, Default)]
+struct InheritDispatchExecutor;
+
+impl<F> hyper::rt::Executor<F> for InheritDispatchExecutor
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(future.with_current_subscriber());
+    }
+}
+
 /// A relay connection plus the call policy (deadline, retries).
 pub(crate) struct Transport {
     stub: RelayStub,
     request_timeout: Duration,
     retry: RetryPolicy,
+}
+
+/// What one attempt of a call produced, before the retry policy looks at it.
+enum Attempt<T> {
+    /// A final answer.
+    Answer(T),
+    /// An answer the relay marks as transient (a delivery status ERROR): retried like an
+    /// error while the policy allows, returned as it is afterwards.
+    RetryableAnswer(T),
+    /// A failure.
+    Failed(Error),
 }
 
 impl Transport {
@@ -60,15 +91,17 @@ impl Transport {
             .map_err(|e| Error::invalid_argument("ca_pem", format!("TLS setup failed: {e}")))?
             .user_agent(config.user_agent.clone())
             .map_err(|e| Error::invalid_argument("user_agent", e))?
+            // With a custom connector the timeout covers DNS, TCP and the TLS handshake.
             .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
+            .concurrency_limit(config.max_concurrent_requests as usize)
+            .executor(InheritDispatchExecutor)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10));
         let mut header: MetadataValue<Ascii> = format!("Bearer {}", config.app_token)
             .parse()
             .map_err(|_| Error::invalid_argument("app_token", "is not a valid header value"))?;
         header.set_sensitive(true);
-        let channel = endpoint.connect_lazy();
+        let channel = endpoint.connect_with_connector_lazy(SignalFreeConnector);
         Ok(Transport {
             stub: AgentServiceClient::with_interceptor(channel, BearerAuth { header }),
             request_timeout: config.request_timeout,
@@ -78,13 +111,15 @@ impl Transport {
 
     /// Runs one unary RPC with the call policy. `attempt` builds and sends the request; it is
     /// called again for each retry and must send the same request (the same `request_id`), so
-    /// that the relay's idempotency holds. Transient failures are retried when `retry` is set;
-    /// `cancel` ends the call (and any pause) at once with [`ErrorCode::Cancelled`].
+    /// that the relay's idempotency holds. With `retry`, transient failures, and answers that
+    /// `retry_answer` marks, are retried within the retry budget; `cancel` ends the call (and
+    /// any pause) at once with [`ErrorCode::Cancelled`].
     pub(crate) async fn call<T, F, Fut>(
         &self,
         method: &'static str,
         cancel: &Cancel,
         retry: bool,
+        retry_answer: fn(&T) -> bool,
         mut attempt: F,
     ) -> Result<T>
     where
@@ -92,59 +127,87 @@ impl Transport {
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let policy = &self.retry;
-        let max_attempts = if retry { policy.max_attempts } else { 1 };
+        let max_attempts = if retry { policy.max_attempts } else { Some(1) };
         let mut backoff = Backoff::new(
             policy.initial_backoff,
             policy.multiplier,
             policy.max_backoff,
             policy.jitter,
         );
-        let mut attempt_number = 0;
+        let first_attempt = Instant::now();
+        let mut attempt_number: u32 = 0;
         loop {
-            attempt_number += 1;
+            attempt_number = attempt_number.saturating_add(1);
             cancel.check()?;
             let started = Instant::now();
             let timeout = self.request_timeout;
-            let call = tokio::time::timeout(timeout, attempt(self.stub.clone(), timeout));
+            // Boxed: the RPC's state is large and lives only while the attempt runs, so a
+            // caller that sleeps between attempts (or polls) stays small.
+            let call = Box::pin(tokio::time::timeout(
+                timeout,
+                attempt(self.stub.clone(), timeout),
+            ));
             let result = tokio::select! {
                 biased;
                 error = cancel.cancelled() => return Err(error),
                 result = call => result,
             };
-            let error = match result {
+            let outcome = match result {
                 Ok(Ok(response)) => {
+                    let answer = response.into_inner();
+                    if retry_answer(&answer) {
+                        Attempt::RetryableAnswer(answer)
+                    } else {
+                        Attempt::Answer(answer)
+                    }
+                }
+                Ok(Err(status)) => Attempt::Failed(error_from_status(method, &status, timeout)),
+                Err(_elapsed) => Attempt::Failed(deadline_exceeded(method, timeout)),
+            };
+            let latency_ms = started.elapsed().as_millis() as u64;
+            let transient = match &outcome {
+                Attempt::Answer(_) => {
                     tracing::debug!(
                         method,
                         status = "OK",
                         attempt = attempt_number,
-                        latency_ms = started.elapsed().as_millis() as u64,
+                        latency_ms,
                         "relay call"
                     );
-                    return Ok(response.into_inner());
+                    false
                 }
-                // tonic enforces the `grpc-timeout` we send by failing the call with CANCELLED
-                // ("Timeout expired"); that is our deadline passing, not a cancellation.
-                Ok(Err(status))
-                    if status.code() == tonic::Code::Cancelled && started.elapsed() >= timeout =>
-                {
-                    deadline_exceeded(method, timeout)
-                }
-                Ok(Err(status)) => Error::from_status(method, &status),
-                Err(_elapsed) => deadline_exceeded(method, timeout),
+                Attempt::RetryableAnswer(_) => true,
+                Attempt::Failed(error) => error.is_transient(),
             };
-            let retry = error.is_transient() && attempt_number < max_attempts;
-            tracing::info!(
-                method,
-                status = error.code().name(),
-                attempt = attempt_number,
-                latency_ms = started.elapsed().as_millis() as u64,
-                retry,
-                "relay call failed"
-            );
-            if !retry {
-                return Err(error);
-            }
             let pause = backoff.next_pause();
+            let retrying = transient
+                && max_attempts.is_none_or(|max| attempt_number < max)
+                && first_attempt.elapsed() + pause <= policy.budget;
+            match &outcome {
+                Attempt::Answer(_) => {}
+                Attempt::RetryableAnswer(_) => tracing::info!(
+                    method,
+                    status = "transient answer",
+                    attempt = attempt_number,
+                    latency_ms,
+                    retry = retrying,
+                    "relay answered a transient failure"
+                ),
+                Attempt::Failed(error) => tracing::info!(
+                    method,
+                    status = error.code().name(),
+                    attempt = attempt_number,
+                    latency_ms,
+                    retry = retrying,
+                    "relay call failed"
+                ),
+            }
+            if !retrying {
+                return match outcome {
+                    Attempt::Answer(answer) | Attempt::RetryableAnswer(answer) => Ok(answer),
+                    Attempt::Failed(error) => Err(error),
+                };
+            }
             tokio::select! {
                 biased;
                 error = cancel.cancelled() => return Err(error),
@@ -154,10 +217,230 @@ impl Transport {
     }
 }
 
+/// Never retry an answer.
+pub(crate) fn final_answer<T>(_: &T) -> bool {
+    false
+}
+
 fn deadline_exceeded(method: &str, timeout: Duration) -> Error {
     Error::new(
         ErrorCode::DeadlineExceeded,
         format!("{method}: no answer within the request timeout of {timeout:?}"),
     )
-    .with_grpc_code(tonic::Code::DeadlineExceeded)
+}
+
+/// The error for a failed RPC.
+///
+/// - A status tonic made from a local failure (it carries a source error): our own deadline
+///   (tonic's `TimeoutExpired`) is DEADLINE_EXCEEDED; a TLS certificate the relay's
+///   certificate does not pass is UNAVAILABLE but not worth a retry; anything else (a refused
+///   or reset connection, EOF, GOAWAY, "operation was canceled" of a request whose
+///   connection died) is a lost connection: UNAVAILABLE and transient.
+/// - A status the relay sent is mapped by its code. CANCELLED from the relay is UNAVAILABLE:
+///   `ErrorCode::Cancelled` is reserved for the caller's own cancellation.
+fn error_from_status(method: &str, status: &tonic::Status, timeout: Duration) -> Error {
+    let relay_message = status.message();
+    let described = |what: &str| {
+        if relay_message.is_empty() {
+            format!("{method}: {what}")
+        } else {
+            format!("{method}: {what}: {relay_message}")
+        }
+    };
+    if let Some(source) = status.source() {
+        if source_chain(source).any(|e| e.is::<tonic::TimeoutExpired>()) {
+            return deadline_exceeded(method, timeout);
+        }
+        if source_chain(source).any(|e| e.is::<rustls::Error>()) {
+            return Error::new(
+                ErrorCode::Unavailable,
+                described("TLS handshake with the relay failed"),
+            )
+            .with_transient(false);
+        }
+        return Error::new(
+            ErrorCode::Unavailable,
+            format!(
+                "{method}: connection to the relay lost or refused: {}",
+                chain_text(source)
+            ),
+        );
+    }
+    let (code, transient) = code_for(status.code());
+    Error::new(code, described(&format!("{:?}", status.code()))).with_transient(transient)
+}
+
+/// The library's code for a gRPC status code the relay sent, and whether a retry may succeed
+/// (the codes the relay's SDKs retry, plus CANCELLED and ABORTED, which a relay sends when
+/// it gave up on the call, not when the caller did).
+fn code_for(code: tonic::Code) -> (ErrorCode, bool) {
+    use tonic::Code;
+    match code {
+        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+            (ErrorCode::InvalidArgument, false)
+        }
+        Code::DeadlineExceeded => (ErrorCode::DeadlineExceeded, true),
+        Code::NotFound => (ErrorCode::NotFound, false),
+        Code::AlreadyExists => (ErrorCode::Rejected, false),
+        Code::ResourceExhausted => (ErrorCode::Rejected, true),
+        Code::PermissionDenied => (ErrorCode::PermissionDenied, false),
+        Code::Unauthenticated => (ErrorCode::Unauthenticated, false),
+        Code::Unavailable | Code::Unknown | Code::Aborted | Code::Cancelled => {
+            (ErrorCode::Unavailable, true)
+        }
+        Code::Unimplemented => (ErrorCode::Protocol, false),
+        Code::Internal | Code::DataLoss | Code::Ok => (ErrorCode::Internal, false),
+    }
+}
+
+fn source_chain<'a>(
+    first: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(first), |&error| error.source())
+}
+
+/// The messages of an error chain, joined: "transport error: connection reset by peer".
+fn chain_text(first: &(dyn StdError + 'static)) -> String {
+    let mut text = String::new();
+    for error in source_chain(first) {
+        let message = error.to_string();
+        if !text.contains(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    const TIMEOUT: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn every_code_the_relay_sends_maps() {
+        let expected = [
+            (Code::Ok, ErrorCode::Internal, false),
+            (Code::Cancelled, ErrorCode::Unavailable, true),
+            (Code::Unknown, ErrorCode::Unavailable, true),
+            (Code::InvalidArgument, ErrorCode::InvalidArgument, false),
+            (Code::DeadlineExceeded, ErrorCode::DeadlineExceeded, true),
+            (Code::NotFound, ErrorCode::NotFound, false),
+            (Code::AlreadyExists, ErrorCode::Rejected, false),
+            (Code::PermissionDenied, ErrorCode::PermissionDenied, false),
+            (Code::ResourceExhausted, ErrorCode::Rejected, true),
+            (Code::FailedPrecondition, ErrorCode::InvalidArgument, false),
+            (Code::Aborted, ErrorCode::Unavailable, true),
+            (Code::OutOfRange, ErrorCode::InvalidArgument, false),
+            (Code::Unimplemented, ErrorCode::Protocol, false),
+            (Code::Internal, ErrorCode::Internal, false),
+            (Code::Unavailable, ErrorCode::Unavailable, true),
+            (Code::DataLoss, ErrorCode::Internal, false),
+            (Code::Unauthenticated, ErrorCode::Unauthenticated, false),
+        ];
+        for (grpc, code, transient) in expected {
+            let error = error_from_status("GetQuota", &tonic::Status::new(grpc, "why"), TIMEOUT);
+            assert_eq!(error.code(), code, "{grpc:?}");
+            assert_eq!(error.is_transient(), transient, "{grpc:?}");
+            assert!(error.message().starts_with("GetQuota: "), "{error}");
+            assert!(error.message().ends_with(": why"), "{error}");
+        }
+    }
+
+    /// A status tonic synthesises from a local failure: code and message as tonic picks them,
+    /// the failure as its source.
+    fn local(code: Code, source: impl StdError + Send + Sync + 'static) -> tonic::Status {
+        let mut status = tonic::Status::new(code, "local");
+        status.set_source(std::sync::Arc::new(source));
+        status
+    }
+
+    #[test]
+    fn a_lost_connection_is_transient_unavailable_never_cancelled() {
+        use std::io::{Error as IoError, ErrorKind};
+        for (code, kind) in [
+            // hyper's "operation was canceled" for a request whose connection died
+            (Code::Cancelled, ErrorKind::ConnectionReset),
+            // GOAWAY and other h2 connection errors come out as INTERNAL or UNKNOWN
+            (Code::Internal, ErrorKind::BrokenPipe),
+            (Code::Unknown, ErrorKind::UnexpectedEof),
+            (Code::Unavailable, ErrorKind::ConnectionRefused),
+        ] {
+            let error = error_from_status(
+                "RouteDecision",
+                &local(code, IoError::new(kind, "connection gone")),
+                TIMEOUT,
+            );
+            assert_eq!(error.code(), ErrorCode::Unavailable, "{code:?}");
+            assert!(error.is_transient(), "{code:?}");
+            assert!(error.message().contains("connection gone"), "{error}");
+        }
+    }
+
+    #[test]
+    fn our_own_deadline_is_deadline_exceeded() {
+        let error = error_from_status(
+            "GetQuota",
+            &local(Code::Cancelled, tonic::TimeoutExpired(())),
+            TIMEOUT,
+        );
+        assert_eq!(error.code(), ErrorCode::DeadlineExceeded);
+        assert!(error.is_transient());
+    }
+
+    /// The relay's ERROR delivery status is retried while the policy allows, then reported as
+    /// the relay answered it, not turned into an error.
+    #[tokio::test]
+    async fn a_transient_answer_is_retried_then_returned_as_is() {
+        let mut config = ClientConfig::new("127.0.0.1:1", "token");
+        config.retry.max_attempts = Some(3);
+        config.retry.initial_backoff = Duration::from_millis(1);
+        config.retry.max_backoff = Duration::from_millis(1);
+        let transport = Transport::new(&config).unwrap();
+        let closed = tokio_util::sync::CancellationToken::new();
+        let cancel = Cancel::new(&closed, None);
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let error_status = crate::proto::DeliveryStatus::Error as i32;
+        let answer = transport
+            .call(
+                "RouteDecision",
+                &cancel,
+                true,
+                |answer: &crate::proto::DeliveryOutcome| {
+                    answer.status == crate::proto::DeliveryStatus::Error as i32
+                },
+                |_stub, _timeout| {
+                    attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        Ok(tonic::Response::new(crate::proto::DeliveryOutcome {
+                            status: error_status,
+                            request_id: "r".into(),
+                            decision_id: "d".into(),
+                        }))
+                    }
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, error_status);
+        assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_bad_certificate_is_not_retried() {
+        let error = error_from_status(
+            "GetQuota",
+            &local(
+                Code::Unavailable,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            ),
+            TIMEOUT,
+        );
+        assert_eq!(error.code(), ErrorCode::Unavailable);
+        assert!(!error.is_transient());
+    }
 }

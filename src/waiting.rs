@@ -9,10 +9,12 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::cancel::Cancel;
 use crate::client::{new_request_id, require_non_empty, timed, Client};
+use crate::config::{check_duration, check_jitter, check_multiplier};
 use crate::error::{Error, ErrorCode, Result};
 use crate::payload::Payload;
 use crate::proto;
-use crate::routing::{SendOptions, SendResult};
+use crate::routing::{DecisionError, SendOptions, SendResult};
+use crate::transport::final_answer;
 
 /// A decision's outcome (`DecisionOutcome` on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,30 +89,20 @@ impl Default for WaitOptions {
 }
 
 impl WaitOptions {
-    /// Checks every field; the error names the first invalid one.
+    /// Checks every field; the error names the first invalid one. Durations are at most
+    /// [`MAX_DURATION`](crate::config::MAX_DURATION) (365 days).
     pub fn validate(&self) -> Result<()> {
-        if self.initial_interval.is_zero() {
-            return Err(Error::invalid_argument(
-                "initial_interval",
-                "must be longer than zero",
-            ));
-        }
-        if !self.multiplier.is_finite() || self.multiplier < 1.0 {
-            return Err(Error::invalid_argument(
-                "multiplier",
-                "must be a finite number of at least 1",
-            ));
-        }
+        check_duration("initial_interval", self.initial_interval, true)?;
+        check_multiplier("multiplier", self.multiplier)?;
+        check_duration("max_interval", self.max_interval, false)?;
         if self.max_interval < self.initial_interval {
             return Err(Error::invalid_argument(
                 "max_interval",
                 "must not be shorter than initial_interval",
             ));
         }
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(Error::invalid_argument("jitter", "must be between 0 and 1"));
-        }
-        Ok(())
+        check_duration("max_wait", self.max_wait, false)?;
+        check_jitter("jitter", self.jitter)
     }
 }
 
@@ -132,8 +124,7 @@ impl Client {
         decision_id: &str,
         identity_id: &str,
     ) -> Result<DecisionState> {
-        require_non_empty("decision_id", decision_id)?;
-        require_non_empty("identity_id", identity_id)?;
+        check_outcome_query(decision_id, identity_id)?;
         self.poll_outcome(decision_id, identity_id, &self.cancel_for(None), true)
             .await
     }
@@ -153,10 +144,16 @@ impl Client {
         let answer = self
             .inner
             .transport
-            .call("GetDecisionOutcome", cancel, retry, |mut stub, timeout| {
-                let request = timed(request.clone(), timeout);
-                async move { stub.get_decision_outcome(request).await }
-            })
+            .call(
+                "GetDecisionOutcome",
+                cancel,
+                retry,
+                final_answer,
+                |mut stub, timeout| {
+                    let request = timed(request.clone(), timeout);
+                    async move { stub.get_decision_outcome(request).await }
+                },
+            )
             .await?;
         let outcome = match answer.outcome {
             0 => DecisionOutcome::Pending,
@@ -186,6 +183,7 @@ impl Client {
         identity_id: &str,
         options: &WaitOptions,
     ) -> Result<DecisionState> {
+        check_wait(decision_id, identity_id, options)?;
         let cancel = self.cancel_for(options.cancel.as_ref());
         self.wait_with(decision_id, identity_id, options, &cancel)
             .await
@@ -198,9 +196,7 @@ impl Client {
         options: &WaitOptions,
         cancel: &Cancel,
     ) -> Result<DecisionState> {
-        require_non_empty("decision_id", decision_id)?;
-        require_non_empty("identity_id", identity_id)?;
-        options.validate()?;
+        check_wait(decision_id, identity_id, options)?;
         let deadline = Instant::now() + options.max_wait;
         let timed_out = || {
             Error::new(
@@ -255,48 +251,85 @@ impl Client {
     /// Routes a decision and waits for its outcome. Waits on the decision id of the first
     /// delivery the relay accepted (DELIVERED or QUEUED); when none was accepted, fails with
     /// [`ErrorCode::NoDecisionId`] and the per-device results attached
-    /// ([`Error::deliveries`]). Errors of the waiting phase carry the deliveries too, so the
-    /// host still learns which decision was routed.
+    /// ([`DecisionError::deliveries`]). Errors of the waiting phase carry the deliveries too, so
+    /// the host still learns which decision was routed.
     pub async fn send_decision_and_wait_for_outcome(
         &self,
         identity_id: &str,
         payload: &Payload,
         send_options: &SendOptions,
         wait_options: &WaitOptions,
-    ) -> Result<DecisionResult> {
-        wait_options.validate()?;
-        // Either token cancels either phase, so a host may set just one of them.
-        let send_token = send_options
-            .cancel
-            .as_ref()
-            .or(wait_options.cancel.as_ref());
-        let wait_token = wait_options
-            .cancel
-            .as_ref()
-            .or(send_options.cancel.as_ref());
-        let sent = self
-            .send_with(
-                identity_id,
-                payload,
-                send_options,
-                &self.cancel_for(send_token),
-            )
-            .await?;
+    ) -> Result<DecisionResult, DecisionError> {
+        self.check_send_and_wait(identity_id, send_options, wait_options)?;
+        let (send_cancel, wait_cancel) = self.phase_cancels(send_options, wait_options);
+        // Boxed: the send phase is large and short; the wait that follows stays small.
+        let sent =
+            Box::pin(self.send_with(identity_id, payload, send_options, &send_cancel)).await?;
+        self.wait_after_send(sent, identity_id, wait_options, &wait_cancel)
+            .await
+    }
+
+    /// Send-and-wait for an operation that owns its inputs (the C ABI's async calls): the
+    /// payload and the send options are released as soon as the send phase ends, so that
+    /// thousands of waiting decisions hold only what waiting needs.
+    pub(crate) async fn send_and_wait_owned(
+        self,
+        identity_id: String,
+        payload: Payload,
+        send_options: SendOptions,
+        wait_options: WaitOptions,
+    ) -> Result<DecisionResult, DecisionError> {
+        self.check_send_and_wait(&identity_id, &send_options, &wait_options)?;
+        let (send_cancel, wait_cancel) = self.phase_cancels(&send_options, &wait_options);
+        let sent =
+            Box::pin(self.send_with(&identity_id, &payload, &send_options, &send_cancel)).await?;
+        drop(payload);
+        drop(send_options);
+        drop(send_cancel);
+        self.wait_after_send(sent, &identity_id, &wait_options, &wait_cancel)
+            .await
+    }
+
+    /// Every check send-and-wait makes before contacting the relay.
+    pub(crate) fn check_send_and_wait(
+        &self,
+        identity_id: &str,
+        send_options: &SendOptions,
+        wait_options: &WaitOptions,
+    ) -> Result<()> {
+        self.check_send(identity_id, send_options)?;
+        wait_options.validate()
+    }
+
+    /// The cancellation of each phase: either token cancels either phase, so a host may set
+    /// just one of them.
+    fn phase_cancels(&self, send: &SendOptions, wait: &WaitOptions) -> (Cancel, Cancel) {
+        let send_token = send.cancel.as_ref().or(wait.cancel.as_ref());
+        let wait_token = wait.cancel.as_ref().or(send.cancel.as_ref());
+        (self.cancel_for(send_token), self.cancel_for(wait_token))
+    }
+
+    async fn wait_after_send(
+        &self,
+        sent: SendResult,
+        identity_id: &str,
+        wait_options: &WaitOptions,
+        cancel: &Cancel,
+    ) -> Result<DecisionResult, DecisionError> {
         let Some(decision_id) = sent.accepted_decision_id().map(str::to_owned) else {
             let summary = summarize(&sent);
-            return Err(Error::new(
-                ErrorCode::NoDecisionId,
-                format!("no decision id to wait on: the relay accepted no delivery ({summary})"),
-            )
-            .with_deliveries(sent.deliveries));
+            return Err(DecisionError {
+                error: Error::new(
+                    ErrorCode::NoDecisionId,
+                    format!(
+                        "no decision id to wait on: the relay accepted no delivery ({summary})"
+                    ),
+                ),
+                deliveries: sent.deliveries,
+            });
         };
         match self
-            .wait_with(
-                &decision_id,
-                identity_id,
-                wait_options,
-                &self.cancel_for(wait_token),
-            )
+            .wait_with(&decision_id, identity_id, wait_options, cancel)
             .await
         {
             Ok(state) => Ok(DecisionResult {
@@ -304,9 +337,28 @@ impl Client {
                 decision_id,
                 state,
             }),
-            Err(error) => Err(error.with_deliveries(sent.deliveries)),
+            Err(error) => Err(DecisionError {
+                error,
+                deliveries: sent.deliveries,
+            }),
         }
     }
+}
+
+/// The checks of a single outcome query.
+pub(crate) fn check_outcome_query(decision_id: &str, identity_id: &str) -> Result<()> {
+    require_non_empty("decision_id", decision_id)?;
+    require_non_empty("identity_id", identity_id)
+}
+
+/// Every check `wait_for_decision_outcome` makes before contacting the relay.
+pub(crate) fn check_wait(
+    decision_id: &str,
+    identity_id: &str,
+    options: &WaitOptions,
+) -> Result<()> {
+    check_outcome_query(decision_id, identity_id)?;
+    options.validate()
 }
 
 fn summarize(sent: &SendResult) -> String {
@@ -353,7 +405,29 @@ mod tests {
             ..WaitOptions::default()
         };
         zero_wait.validate().unwrap();
-        let cases: [(&str, WaitOptions); 4] = [
+        let cases: [(&str, WaitOptions); 7] = [
+            (
+                "max_wait",
+                WaitOptions {
+                    max_wait: Duration::from_millis(u64::MAX),
+                    ..Default::default()
+                },
+            ),
+            (
+                "initial_interval",
+                WaitOptions {
+                    initial_interval: Duration::from_millis(u64::MAX),
+                    max_interval: Duration::from_millis(u64::MAX),
+                    ..Default::default()
+                },
+            ),
+            (
+                "max_interval",
+                WaitOptions {
+                    max_interval: crate::config::MAX_DURATION + Duration::from_millis(1),
+                    ..Default::default()
+                },
+            ),
             (
                 "initial_interval",
                 WaitOptions {

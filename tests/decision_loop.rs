@@ -13,14 +13,20 @@ use noxy::{
 use noxy_devrelay::FailWhen;
 
 /// Routes the test payload to `identity` with default options, without waiting.
-async fn send(client: &noxy::Client, identity: &str) -> noxy::Result<noxy::SendResult> {
+async fn send(
+    client: &noxy::Client,
+    identity: &str,
+) -> Result<noxy::SendResult, noxy::DecisionError> {
     client
         .send_decision(identity, &payload(), &SendOptions::default())
         .await
 }
 
 /// Routes the test payload to `identity` and waits, with the defaults of these tests.
-async fn decide(client: &noxy::Client, identity: &str) -> noxy::Result<noxy::DecisionResult> {
+async fn decide(
+    client: &noxy::Client,
+    identity: &str,
+) -> Result<noxy::DecisionResult, noxy::DecisionError> {
     client
         .send_decision_and_wait_for_outcome(
             identity,
@@ -96,7 +102,7 @@ async fn an_identity_without_devices_has_no_decision_to_wait_on() {
     let err = decide(&client, "nobody").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NoDecisionId);
     assert!(err.message().contains("no devices"), "{err}");
-    assert!(err.deliveries().is_empty());
+    assert!(err.deliveries.is_empty());
 }
 
 #[tokio::test]
@@ -168,7 +174,6 @@ async fn a_bad_token_is_unauthenticated_and_not_retried() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unauthenticated);
-    assert_eq!(err.grpc_code(), Some(tonic::Code::Unauthenticated));
     assert!(err.message().starts_with("GetIdentityDevices"), "{err}");
     assert_eq!(relay.inspect().route_calls, 0);
 }
@@ -186,8 +191,8 @@ async fn an_exhausted_quota_is_reported_per_device_and_leaves_nothing_to_wait_on
     assert_eq!(client.get_quota().await.unwrap().quota_remaining, 0);
     let err = decide(&client, "erin").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NoDecisionId);
-    assert_eq!(err.deliveries().len(), 1);
-    let rejected = err.deliveries()[0].outcome.as_ref().unwrap();
+    assert_eq!(err.deliveries.len(), 1);
+    let rejected = err.deliveries[0].outcome.as_ref().unwrap();
     assert_eq!(rejected.status, DeliveryStatus::Rejected);
 }
 
@@ -216,9 +221,11 @@ async fn a_retry_after_the_relay_acted_keeps_the_request_id_and_delivers_once() 
 }
 
 #[tokio::test]
-async fn transient_failures_before_acting_are_retried_up_to_the_policy() {
+async fn transient_failures_before_acting_are_retried_up_to_the_attempt_cap() {
     let relay = start_relay().await;
-    let client = client(&relay, TOKEN);
+    let mut config = config(&relay, TOKEN);
+    config.retry.max_attempts = Some(3);
+    let client = noxy::Client::new(config).unwrap();
     relay.fail_next("RouteDecision", 2, FailWhen::BeforeActing);
     let sent = send(&client, "alice").await.unwrap();
     assert!(sent.deliveries[0].outcome.is_ok());
@@ -229,6 +236,75 @@ async fn transient_failures_before_acting_are_retried_up_to_the_policy() {
     let err = sent.deliveries[0].outcome.as_ref().unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable);
     assert_eq!(relay.inspect().route_calls, 6);
+}
+
+#[tokio::test]
+async fn retries_are_bounded_by_the_budget_without_an_attempt_cap() {
+    let relay = start_relay().await;
+    let mut config = config(&relay, TOKEN);
+    config.retry.max_attempts = None;
+    config.retry.initial_backoff = Duration::from_millis(10);
+    config.retry.max_backoff = Duration::from_millis(40);
+    config.retry.budget = Duration::from_millis(400);
+    let client = noxy::Client::new(config).unwrap();
+    // More failures than the budget has room for: the send gives up on that device.
+    relay.fail_next("RouteDecision", 1000, FailWhen::BeforeActing);
+    let sent = send(&client, "alice").await.unwrap();
+    let err = sent.deliveries[0].outcome.as_ref().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable);
+    let calls = relay.inspect().route_calls;
+    // At least budget / max_backoff attempts, and far fewer than the scripted failures.
+    assert!((10..1000).contains(&calls), "{calls} attempts");
+}
+
+/// The review's reproduction: the same key with changed content must never reuse the approval.
+#[tokio::test]
+async fn an_idempotency_key_never_carries_an_approval_over_to_other_content() {
+    let relay = start_relay().await;
+    let options = SendOptions {
+        idempotency_key: Some("transfer-42".into()),
+        ..SendOptions::default()
+    };
+    let small = Payload::from_json_str(r#"{"title":"Send 1 ETH"}"#).unwrap();
+    let large = Payload::from_json_str(r#"{"title":"Send 1000 ETH"}"#).unwrap();
+    let first = client(&relay, TOKEN)
+        .send_decision_and_wait_for_outcome("alice", &small, &options, &quick_wait())
+        .await
+        .unwrap();
+    assert_eq!(first.state.outcome, DecisionOutcome::Approved);
+    // A crashed agent re-sends with changed arguments and the same key.
+    let second = client(&relay, TOKEN)
+        .send_decision_and_wait_for_outcome("alice", &large, &options, &quick_wait())
+        .await
+        .unwrap();
+    assert_ne!(second.decision_id, first.decision_id, "a new decision");
+    assert_eq!(second.sent.plaintext_sha256, large.sha256());
+    // The device received, decrypted and answered the new content itself.
+    let inspection = relay.inspect();
+    let decrypted_for = |decision_id: &str| {
+        inspection
+            .decrypted
+            .iter()
+            .filter(|d| d.decision_id == decision_id)
+            .map(|d| d.plaintext_sha256_hex.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        decrypted_for(&first.decision_id),
+        vec![hex(&small.sha256())]
+    );
+    assert_eq!(
+        decrypted_for(&second.decision_id),
+        vec![hex(&large.sha256())]
+    );
+    assert_eq!(inspection.deliveries.len(), 2);
+    // And the same content with the same key is still the existing decision.
+    let again = client(&relay, TOKEN)
+        .send_decision_and_wait_for_outcome("alice", &large, &options, &quick_wait())
+        .await
+        .unwrap();
+    assert_eq!(again.decision_id, second.decision_id);
+    assert_eq!(relay.inspect().deliveries.len(), 2, "no third prompt");
 }
 
 #[tokio::test]
@@ -307,7 +383,7 @@ async fn a_wait_can_be_cancelled_while_it_waits() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Cancelled);
     assert_eq!(
-        err.deliveries().len(),
+        err.deliveries.len(),
         1,
         "the routed decision is still reported"
     );
@@ -341,7 +417,7 @@ async fn a_stalling_relay_meets_the_request_deadline() {
     let relay = start_relay().await;
     let mut config = config(&relay, TOKEN);
     config.request_timeout = Duration::from_millis(300);
-    config.retry.max_attempts = 2;
+    config.retry.max_attempts = Some(2);
     let client = noxy::Client::new(config).unwrap();
     relay.set_faults(noxy_devrelay::FaultConfig {
         stall_fraction: 1.0,
@@ -500,7 +576,7 @@ async fn malformed_relay_answers_are_protocol_errors_not_guesses() {
     relay.fail_next("RouteDecision", 1, FailWhen::MalformedAnswer);
     let err = decide(&client, "alice").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NoDecisionId);
-    let device_error = err.deliveries()[0].outcome.as_ref().unwrap_err();
+    let device_error = err.deliveries[0].outcome.as_ref().unwrap_err();
     assert_eq!(device_error.code(), ErrorCode::Protocol);
     assert!(
         device_error.message().contains("delivery status 99"),

@@ -27,7 +27,9 @@ impl DeviceKeyPair {
     }
 
     /// The key pair FIPS 203 `ML-KEM.KeyGen_internal(d, z)` derives: deterministic, for tests
-    /// and reproducible fixtures. `d` and `z` must be secret and uniformly random for a real key.
+    /// and reproducible fixtures only (the `test-vectors` feature). `d` and `z` must be secret
+    /// and uniformly random for a real key.
+    #[cfg(any(test, feature = "test-vectors"))]
     pub fn from_seed(d: &[u8; 32], z: &[u8; 32]) -> DeviceKeyPair {
         let mut seed = Zeroizing::new([0u8; 64]);
         seed[..32].copy_from_slice(d);

@@ -86,13 +86,14 @@ pub fn encrypt_for_device(pq_public_key: &[u8], plaintext: &[u8]) -> Result<Encr
 /// Deterministic variant of [`encrypt_for_device`]: the ML-KEM encapsulation randomness `m`
 /// and the nonce are given. For known-answer tests and reproducible fixtures only.
 ///
-/// **Never use it in production with anything but fresh, uniformly random inputs**: reusing
+/// Only with the `test-vectors` feature. **Never use it in production**: reusing
 /// `kem_randomness` for a key reuses the shared secret, and reusing the pair then reuses an
 /// AES-GCM key and nonce, which breaks the confidentiality and integrity of the payloads.
 ///
 /// # Errors
 /// [`ErrorCode::InvalidArgument`](crate::error::ErrorCode::InvalidArgument) for a bad
 /// `pq_public_key` (see [`validate_pq_public_key`]).
+#[cfg(any(test, feature = "test-vectors"))]
 pub fn encrypt_for_device_deterministic(
     pq_public_key: &[u8],
     plaintext: &[u8],

@@ -1,32 +1,69 @@
-//! The calls on a client: blocking ones (run on the calling thread) and async ones (return at
-//! once; a callback on the completion thread reports the result).
+//! The calls on a client, each in two forms: blocking (runs on the calling thread) and `_async`
+//! (returns at once; a callback on the completion thread reports the result). Both forms parse
+//! and check their arguments with the same functions, before anything starts: an invalid
+//! argument fails the call itself, never its callback.
 
 use std::ffi::{c_char, c_void};
 
-use tokio_util::sync::CancellationToken;
-
-use crate::error::Error;
+use crate::client::require_non_empty;
+use crate::payload::Payload;
 use crate::routing::SendOptions;
-use crate::waiting::WaitOptions;
+use crate::waiting::{check_outcome_query, check_wait, WaitOptions};
 
-use super::client::{client_arg, noxy_client, noxy_decision_callback, Shared, UserData};
+use super::client::{client_arg, noxy_client};
 use super::config::{noxy_send_options, noxy_wait_options};
 use super::error::noxy_error;
+use super::operation::{noxy_operation, start};
 use super::results::{noxy_decision_result, noxy_devices, noxy_quota, noxy_send_result};
-use super::util::{
-    guard, guard_value, opt_arg, out_arg, payload_arg, ref_arg, same_process, str_arg,
-};
+use super::util::{guard, guard_call, opt_arg, out_arg, payload_arg, str_arg};
 
-/// A started async operation. Cancel it with `noxy_operation_cancel` from any thread; release
-/// the handle with `noxy_operation_free` (which does not cancel). The handle is independent of
-/// the client's lifetime: it may be cancelled or freed before or after the callback ran, and
-/// after `noxy_free` of the client. Thread-safe. It does not cross `fork()`: in a child,
-/// `noxy_operation_cancel` fails and `noxy_operation_free` only releases the handle.
-pub struct noxy_operation {
-    /// The process that started the operation (see `fork()` above).
-    pid: u32,
-    token: CancellationToken,
-}
+/// The completion callback of the calls whose result is a `noxy_decision_result`
+/// (`noxy_send_and_wait_async`, `noxy_wait_for_outcome_async`,
+/// `noxy_get_decision_outcome_async`).
+///
+/// Every completion callback is called exactly once per operation that was started
+/// successfully (never when the starting call failed), on the client's completion thread, with
+/// exactly one of `error` and `result` non-NULL. The callback owns what it receives and must
+/// free it (`noxy_error_free` / the result's `_free`), on any thread. `user_data` is the
+/// pointer given when the operation was started, passed back untouched.
+///
+/// A callback may start async operations, cancel and free operation handles, read and free
+/// results, and call `noxy_client_close` and `noxy_free` (also of its own client). Blocking
+/// calls and `noxy_client_drain` fail there with `NOXY_ERROR_INVALID_ARGUMENT` (one callback
+/// must not stall the completions of every other operation). Callbacks of one client run one
+/// at a time, in completion order. A callback must not unwind (a C++ exception, `longjmp`)
+/// into the library: that is undefined behaviour.
+pub type noxy_decision_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        error: *mut noxy_error,
+        result: *mut noxy_decision_result,
+    ),
+>;
+
+/// The completion callback of `noxy_send_decision_async`; as `noxy_decision_callback`, with a
+/// `noxy_send_result` (free it with `noxy_send_result_free`).
+pub type noxy_send_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        error: *mut noxy_error,
+        result: *mut noxy_send_result,
+    ),
+>;
+
+/// The completion callback of `noxy_get_quota_async`; as `noxy_decision_callback`, with a
+/// `noxy_quota` (free it with `noxy_quota_free`).
+pub type noxy_quota_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, error: *mut noxy_error, result: *mut noxy_quota),
+>;
+
+/// The completion callback of `noxy_get_identity_devices_async`; as `noxy_decision_callback`,
+/// with a `noxy_devices` (free it with `noxy_devices_free`).
+pub type noxy_devices_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, error: *mut noxy_error, result: *mut noxy_devices),
+>;
+
+// ---- arguments: parsed and checked once, the same way for both forms ----
 
 /// A copy of the send options, or the defaults for NULL.
 ///
@@ -46,57 +83,205 @@ unsafe fn wait_options(options: *const noxy_wait_options) -> WaitOptions {
     unsafe { opt_arg(options) }.map_or_else(WaitOptions::default, |o| o.options.clone())
 }
 
-// ---- blocking calls ----
+struct SendArgs {
+    identity_id: String,
+    payload: Payload,
+    options: SendOptions,
+}
+
+/// # Safety
+/// As for `noxy_send_decision`.
+unsafe fn send_args(
+    client: &noxy_client,
+    identity_id: *const c_char,
+    payload_json: *const c_char,
+    payload_len: usize,
+    options: *const noxy_send_options,
+) -> Result<SendArgs, crate::Error> {
+    // SAFETY: forwarded contract on every pointer.
+    let identity_id = unsafe { str_arg(identity_id, "identity_id") }?.to_owned();
+    // SAFETY: forwarded contract.
+    let payload = unsafe { payload_arg(payload_json, payload_len, "payload_json") }?;
+    // SAFETY: forwarded contract.
+    let options = unsafe { send_options(options) };
+    client.client.check_send(&identity_id, &options)?;
+    Ok(SendArgs {
+        identity_id,
+        payload,
+        options,
+    })
+}
+
+struct WaitArgs {
+    decision_id: String,
+    identity_id: String,
+    options: WaitOptions,
+}
+
+/// # Safety
+/// As for `noxy_wait_for_outcome`.
+unsafe fn wait_args(
+    decision_id: *const c_char,
+    identity_id: *const c_char,
+    options: *const noxy_wait_options,
+) -> Result<WaitArgs, crate::Error> {
+    // SAFETY: forwarded contract on every pointer.
+    let decision_id = unsafe { str_arg(decision_id, "decision_id") }?.to_owned();
+    // SAFETY: forwarded contract.
+    let identity_id = unsafe { str_arg(identity_id, "identity_id") }?.to_owned();
+    // SAFETY: forwarded contract.
+    let options = unsafe { wait_options(options) };
+    check_wait(&decision_id, &identity_id, &options)?;
+    Ok(WaitArgs {
+        decision_id,
+        identity_id,
+        options,
+    })
+}
+
+/// # Safety
+/// As for `noxy_get_decision_outcome`.
+unsafe fn outcome_args(
+    decision_id: *const c_char,
+    identity_id: *const c_char,
+) -> Result<(String, String), crate::Error> {
+    // SAFETY: forwarded contract on every pointer.
+    let decision_id = unsafe { str_arg(decision_id, "decision_id") }?.to_owned();
+    // SAFETY: forwarded contract.
+    let identity_id = unsafe { str_arg(identity_id, "identity_id") }?.to_owned();
+    check_outcome_query(&decision_id, &identity_id)?;
+    Ok((decision_id, identity_id))
+}
+
+/// # Safety
+/// As for `noxy_get_identity_devices`.
+unsafe fn identity_arg(identity_id: *const c_char) -> Result<String, crate::Error> {
+    // SAFETY: forwarded contract.
+    let identity_id = unsafe { str_arg(identity_id, "identity_id") }?.to_owned();
+    require_non_empty("identity_id", &identity_id)?;
+    Ok(identity_id)
+}
+
+// ---- send and wait ----
 
 /// Routes a decision to every device of `identity_id` and blocks until it is APPROVED,
 /// REJECTED or EXPIRED, or an error ends it (`NOXY_ERROR_WAIT_TIMED_OUT` after the wait budget,
 /// `NOXY_ERROR_NO_DECISION_ID` when no device accepted it, `NOXY_ERROR_CANCELLED` when the
-/// client is closed, transport and relay errors).
+/// client is closed, transport and relay errors). Errors after routing carry the per-device
+/// results (`noxy_error_delivery`).
 ///
-/// - `identity_id`: UTF-8, NUL-terminated; borrowed for the call.
-/// - `payload_json`: UTF-8 JSON text of an object (at most 64 KiB compact), NUL-terminated;
-///   borrowed for the call. Anything else is `NOXY_ERROR_INVALID_PAYLOAD`.
+/// - `identity_id`: UTF-8, NUL-terminated (the library reads up to the first NUL; bindings
+///   must refuse strings with embedded NULs); borrowed for the call.
+/// - `payload_json`, `payload_len`: `payload_len` bytes of UTF-8 JSON text of an object,
+///   without duplicate keys, at most 64 KiB; no terminating NUL is needed (a NUL byte inside the
+///   length is invalid JSON); borrowed for the call. Anything else is
+///   `NOXY_ERROR_INVALID_PAYLOAD`. These exact bytes are encrypted for every device, and the
+///   result's SHA-256 is theirs.
 /// - `send_options`, `wait_options`: NULL for defaults; borrowed for the call.
 /// - On success writes a new result to `*out_result` (the caller frees it with
 ///   `noxy_decision_result_free`); on failure `*out_result` is untouched.
 ///
-/// Blocks the calling thread: any host thread, any number of them at once, also a completion
-/// callback (which delays that client's other callbacks meanwhile); not the log callback.
-/// `noxy_client_close` on another thread ends it with `NOXY_ERROR_CANCELLED`.
+/// Blocks the calling thread: any host thread, any number of them at once; refused on the
+/// completion thread and runtime threads (`NOXY_ERROR_INVALID_ARGUMENT`). `noxy_client_close`
+/// on another thread ends it with `NOXY_ERROR_CANCELLED`.
 ///
 /// # Safety
-/// Every pointer is NULL or valid as described; strings are NUL-terminated.
+/// Every pointer is NULL or valid as described.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_send_and_wait(
     client: *const noxy_client,
     identity_id: *const c_char,
     payload_json: *const c_char,
+    payload_len: usize,
     send_options: *const noxy_send_options,
     wait_options: *const noxy_wait_options,
     out_result: *mut *mut noxy_decision_result,
 ) -> *mut noxy_error {
-    guard(|| {
+    guard_call(|| {
         // SAFETY: forwarded contract on every pointer.
-        let shared = unsafe { client_arg(client) }?;
+        let client = unsafe { client_arg(client) }?;
         // SAFETY: forwarded contract.
-        let identity = unsafe { str_arg(identity_id, "identity_id") }?;
+        let send =
+            unsafe { send_args(client, identity_id, payload_json, payload_len, send_options) }?;
         // SAFETY: forwarded contract.
-        let payload = unsafe { payload_arg(payload_json, "payload_json") }?;
-        // SAFETY: forwarded contract: NULL or live options.
-        let send = unsafe { self::send_options(send_options) };
-        // SAFETY: forwarded contract: NULL or live options.
         let wait = unsafe { self::wait_options(wait_options) };
+        wait.validate()?;
         // SAFETY: forwarded contract: NULL or writable for the duration of the call.
         let out = unsafe { out_arg(out_result, "out_result") }?;
-        let done = shared.block_on(
-            shared
-                .client
-                .send_decision_and_wait_for_outcome(identity, &payload, &send, &wait),
-        )??;
+        let done = client.block_on(client.client.clone().send_and_wait_owned(
+            send.identity_id,
+            send.payload,
+            send.options,
+            wait,
+        ))??;
         out.write(noxy_decision_result::from(&done));
         Ok(())
     })
 }
+
+/// Like `noxy_send_and_wait`, without blocking: checks every argument, starts the operation and
+/// returns at once. On success, a new operation handle is written to `*out_operation` first,
+/// unless it is NULL (the caller frees it with `noxy_operation_free`); then
+/// `callback(user_data, error, result)` is called exactly once on the client's completion
+/// thread (see `noxy_decision_callback`), possibly before this function returns. On failure
+/// nothing is started, the callback is never called and `*out_operation` is untouched. On a
+/// closed client the call fails with `NOXY_ERROR_CANCELLED`.
+///
+/// Everything is copied: the strings, payload and options may be freed as soon as this
+/// returns. `user_data` is passed to the callback untouched (the library never reads it). Any
+/// thread, including completion callbacks.
+///
+/// # Safety
+/// Every pointer is NULL or valid as described; `callback` may be called on another thread
+/// with `user_data`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn noxy_send_and_wait_async(
+    client: *const noxy_client,
+    identity_id: *const c_char,
+    payload_json: *const c_char,
+    payload_len: usize,
+    send_options: *const noxy_send_options,
+    wait_options: *const noxy_wait_options,
+    callback: noxy_decision_callback,
+    user_data: *mut c_void,
+    out_operation: *mut *mut noxy_operation,
+) -> *mut noxy_error {
+    guard(|| {
+        // SAFETY: forwarded contract on every pointer.
+        let client = unsafe { client_arg(client) }?;
+        // SAFETY: forwarded contract.
+        let send =
+            unsafe { send_args(client, identity_id, payload_json, payload_len, send_options) }?;
+        // SAFETY: forwarded contract.
+        let mut wait = unsafe { self::wait_options(wait_options) };
+        wait.validate()?;
+        let core = client.client.clone();
+        let start_send_and_wait = move |token| {
+            let mut options = send.options;
+            options.cancel = Some(token);
+            wait.cancel = options.cancel.clone();
+            async move {
+                let done = core
+                    .send_and_wait_owned(send.identity_id, send.payload, options, wait)
+                    .await?;
+                Ok(noxy_decision_result::from(&done))
+            }
+        };
+        // SAFETY: forwarded contract on `out_operation`, `callback` and `user_data`.
+        unsafe {
+            start(
+                client,
+                start_send_and_wait,
+                callback,
+                user_data,
+                out_operation,
+            )
+        }
+    })
+}
+
+// ---- send ----
 
 /// Routes a decision to every device of `identity_id` (one encrypted copy per device, all
 /// devices concurrently) and returns without waiting for an answer. Succeeds when the devices
@@ -108,65 +293,82 @@ pub unsafe extern "C" fn noxy_send_and_wait(
 /// `noxy_send_and_wait`.
 ///
 /// # Safety
-/// Every pointer is NULL or valid as described; strings are NUL-terminated.
+/// Every pointer is NULL or valid as described.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_send_decision(
     client: *const noxy_client,
     identity_id: *const c_char,
     payload_json: *const c_char,
+    payload_len: usize,
     send_options: *const noxy_send_options,
     out_result: *mut *mut noxy_send_result,
 ) -> *mut noxy_error {
-    guard(|| {
+    guard_call(|| {
         // SAFETY: forwarded contract on every pointer.
-        let shared = unsafe { client_arg(client) }?;
+        let client = unsafe { client_arg(client) }?;
         // SAFETY: forwarded contract.
-        let identity = unsafe { str_arg(identity_id, "identity_id") }?;
-        // SAFETY: forwarded contract.
-        let payload = unsafe { payload_arg(payload_json, "payload_json") }?;
-        // SAFETY: forwarded contract: NULL or live options.
-        let send = unsafe { self::send_options(send_options) };
+        let send =
+            unsafe { send_args(client, identity_id, payload_json, payload_len, send_options) }?;
         // SAFETY: forwarded contract: NULL or writable for the duration of the call.
         let out = unsafe { out_arg(out_result, "out_result") }?;
-        let sent = shared.block_on(shared.client.send_decision(identity, &payload, &send))??;
+        let sent = client.block_on(client.client.send_decision(
+            &send.identity_id,
+            &send.payload,
+            &send.options,
+        ))??;
         out.write(noxy_send_result::new(&sent));
         Ok(())
     })
 }
 
-/// Asks the relay once for the state of `decision_id` of `identity_id` (both UTF-8,
-/// NUL-terminated, borrowed). On success writes a new result to `*out_result` (free it with
-/// `noxy_decision_result_free`); its outcome may be `NOXY_OUTCOME_PENDING`. Blocks the calling
-/// thread, as for `noxy_send_and_wait`.
+/// Like `noxy_send_decision`, without blocking; the callback (`noxy_send_callback`),
+/// `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. A cancelled send
+/// reports `NOXY_ERROR_CANCELLED` with the per-device results so far. Any thread.
 ///
 /// # Safety
-/// Every pointer is NULL or valid as described; strings are NUL-terminated.
+/// Every pointer is NULL or valid as described; `callback` may be called on another thread
+/// with `user_data`.
 #[no_mangle]
-pub unsafe extern "C" fn noxy_get_decision_outcome(
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn noxy_send_decision_async(
     client: *const noxy_client,
-    decision_id: *const c_char,
     identity_id: *const c_char,
-    out_result: *mut *mut noxy_decision_result,
+    payload_json: *const c_char,
+    payload_len: usize,
+    send_options: *const noxy_send_options,
+    callback: noxy_send_callback,
+    user_data: *mut c_void,
+    out_operation: *mut *mut noxy_operation,
 ) -> *mut noxy_error {
     guard(|| {
         // SAFETY: forwarded contract on every pointer.
-        let shared = unsafe { client_arg(client) }?;
+        let client = unsafe { client_arg(client) }?;
         // SAFETY: forwarded contract.
-        let decision = unsafe { str_arg(decision_id, "decision_id") }?;
-        // SAFETY: forwarded contract.
-        let identity = unsafe { str_arg(identity_id, "identity_id") }?;
-        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
-        let out = unsafe { out_arg(out_result, "out_result") }?;
-        let state = shared.block_on(shared.client.get_decision_outcome(decision, identity))??;
-        out.write(noxy_decision_result::new(decision, state, None));
-        Ok(())
+        let send =
+            unsafe { send_args(client, identity_id, payload_json, payload_len, send_options) }?;
+        let core = client.client.clone();
+        let start_send = move |token| {
+            let mut options = send.options;
+            options.cancel = Some(token);
+            async move {
+                let sent = core
+                    .send_decision(&send.identity_id, &send.payload, &options)
+                    .await?;
+                Ok(noxy_send_result::new(&sent))
+            }
+        };
+        // SAFETY: forwarded contract on `out_operation`, `callback` and `user_data`.
+        unsafe { start(client, start_send, callback, user_data, out_operation) }
     })
 }
 
+// ---- wait ----
+
 /// Polls until `decision_id` of `identity_id` is APPROVED, REJECTED or EXPIRED, within the
 /// budget of `wait_options` (NULL: defaults, 15 minutes), then `NOXY_ERROR_WAIT_TIMED_OUT`.
-/// On success writes a new result to `*out_result` (free it with
-/// `noxy_decision_result_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
+/// Strings as for `noxy_send_and_wait`. On success writes a new result to `*out_result` (free
+/// it with `noxy_decision_result_free`). Blocks the calling thread, as for
+/// `noxy_send_and_wait`.
 ///
 /// # Safety
 /// Every pointer is NULL or valid as described; strings are NUL-terminated.
@@ -178,159 +380,25 @@ pub unsafe extern "C" fn noxy_wait_for_outcome(
     wait_options: *const noxy_wait_options,
     out_result: *mut *mut noxy_decision_result,
 ) -> *mut noxy_error {
-    guard(|| {
+    guard_call(|| {
         // SAFETY: forwarded contract on every pointer.
-        let shared = unsafe { client_arg(client) }?;
+        let client = unsafe { client_arg(client) }?;
         // SAFETY: forwarded contract.
-        let decision = unsafe { str_arg(decision_id, "decision_id") }?;
-        // SAFETY: forwarded contract.
-        let identity = unsafe { str_arg(identity_id, "identity_id") }?;
-        // SAFETY: forwarded contract: NULL or live options.
-        let wait = unsafe { self::wait_options(wait_options) };
+        let args = unsafe { wait_args(decision_id, identity_id, wait_options) }?;
         // SAFETY: forwarded contract: NULL or writable for the duration of the call.
         let out = unsafe { out_arg(out_result, "out_result") }?;
-        let state = shared.block_on(
-            shared
-                .client
-                .wait_for_decision_outcome(decision, identity, &wait),
-        )??;
-        out.write(noxy_decision_result::new(decision, state, None));
+        let state = client.block_on(client.client.wait_for_decision_outcome(
+            &args.decision_id,
+            &args.identity_id,
+            &args.options,
+        ))??;
+        out.write(noxy_decision_result::new(&args.decision_id, state, None));
         Ok(())
     })
 }
 
-/// The app's quota. On success writes a new object to `*out_quota` (free it with
-/// `noxy_quota_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
-///
-/// # Safety
-/// `client` is NULL or a live client; `out_quota` is NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn noxy_get_quota(
-    client: *const noxy_client,
-    out_quota: *mut *mut noxy_quota,
-) -> *mut noxy_error {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let shared = unsafe { client_arg(client) }?;
-        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
-        let out = unsafe { out_arg(out_quota, "out_quota") }?;
-        let quota = shared.block_on(shared.client.get_quota())??;
-        out.write(noxy_quota::new(&quota));
-        Ok(())
-    })
-}
-
-/// The devices registered for `identity_id` (UTF-8, NUL-terminated, borrowed). On success
-/// writes a new list to `*out_devices` (free it with `noxy_devices_free`). Blocks the calling
-/// thread, as for `noxy_send_and_wait`.
-///
-/// # Safety
-/// Every pointer is NULL or valid as described; strings are NUL-terminated.
-#[no_mangle]
-pub unsafe extern "C" fn noxy_get_identity_devices(
-    client: *const noxy_client,
-    identity_id: *const c_char,
-    out_devices: *mut *mut noxy_devices,
-) -> *mut noxy_error {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let shared = unsafe { client_arg(client) }?;
-        // SAFETY: forwarded contract.
-        let identity = unsafe { str_arg(identity_id, "identity_id") }?;
-        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
-        let out = unsafe { out_arg(out_devices, "out_devices") }?;
-        let devices = shared.block_on(shared.client.get_identity_devices(identity))??;
-        out.write(noxy_devices::new(&devices));
-        Ok(())
-    })
-}
-
-// ---- async calls ----
-
-/// The common tail of the async calls: checks the callback, starts `future` (cancelled through
-/// `token`) and hands a new operation handle to the caller, unless `out_operation` is NULL.
-///
-/// # Safety
-/// `out_operation` is NULL or valid for writing one pointer.
-unsafe fn start<F>(
-    shared: &Shared,
-    token: CancellationToken,
-    future: F,
-    callback: noxy_decision_callback,
-    user_data: *mut c_void,
-    out_operation: *mut *mut noxy_operation,
-) -> Result<(), Error>
-where
-    F: std::future::Future<Output = Result<noxy_decision_result, Error>> + Send + 'static,
-{
-    let callback = callback.ok_or_else(|| Error::invalid_argument("callback", "is NULL"))?;
-    shared.spawn(future, callback, UserData(user_data))?;
-    if !out_operation.is_null() {
-        let raw = Box::into_raw(Box::new(noxy_operation {
-            pid: std::process::id(),
-            token,
-        }));
-        // SAFETY: non-NULL, and the caller promised it is writable.
-        unsafe { out_operation.write(raw) };
-    }
-    Ok(())
-}
-
-/// Like `noxy_send_and_wait`, without blocking: checks the arguments, starts the operation and
-/// returns at once. On success, `callback(user_data, error, result)` is later called exactly
-/// once on the client's completion thread (possibly before this function returns), and a new
-/// operation handle is written to `*out_operation` unless it is NULL (the caller frees it with
-/// `noxy_operation_free`). On failure nothing is started, the callback is never called and
-/// `*out_operation` is untouched. On a closed client (`noxy_client_close`) the call fails with
-/// `NOXY_ERROR_CANCELLED`.
-///
-/// Everything is copied: the strings and options may be freed as soon as this returns.
-/// `user_data` is passed to the callback untouched (the library never reads it). Any thread.
-///
-/// # Safety
-/// Every pointer is NULL or valid as described; strings are NUL-terminated; `callback` may be
-/// called on another thread with `user_data`.
-#[no_mangle]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn noxy_send_and_wait_async(
-    client: *const noxy_client,
-    identity_id: *const c_char,
-    payload_json: *const c_char,
-    send_options: *const noxy_send_options,
-    wait_options: *const noxy_wait_options,
-    callback: noxy_decision_callback,
-    user_data: *mut c_void,
-    out_operation: *mut *mut noxy_operation,
-) -> *mut noxy_error {
-    guard(|| {
-        // SAFETY: forwarded contract on every pointer.
-        let shared = unsafe { client_arg(client) }?;
-        // SAFETY: forwarded contract.
-        let identity = unsafe { str_arg(identity_id, "identity_id") }?.to_owned();
-        // SAFETY: forwarded contract.
-        let payload = unsafe { payload_arg(payload_json, "payload_json") }?;
-        let token = CancellationToken::new();
-        // SAFETY: forwarded contract: NULL or live options.
-        let mut send = unsafe { self::send_options(send_options) };
-        // SAFETY: forwarded contract: NULL or live options.
-        let mut wait = unsafe { self::wait_options(wait_options) };
-        wait.validate()?;
-        send.cancel = Some(token.clone());
-        wait.cancel = Some(token.clone());
-        let client = shared.client.clone();
-        let future = async move {
-            let done = client
-                .send_decision_and_wait_for_outcome(&identity, &payload, &send, &wait)
-                .await?;
-            Ok(noxy_decision_result::from(&done))
-        };
-        // SAFETY: forwarded contract: NULL or writable.
-        unsafe { start(shared, token, future, callback, user_data, out_operation) }
-    })
-}
-
-/// Like `noxy_wait_for_outcome`, without blocking; the callback, `user_data` and
-/// `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
+/// Like `noxy_wait_for_outcome`, without blocking; the callback (`noxy_decision_callback`),
+/// `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
 ///
 /// # Safety
 /// Every pointer is NULL or valid as described; strings are NUL-terminated; `callback` may be
@@ -347,69 +415,183 @@ pub unsafe extern "C" fn noxy_wait_for_outcome_async(
 ) -> *mut noxy_error {
     guard(|| {
         // SAFETY: forwarded contract on every pointer.
-        let shared = unsafe { client_arg(client) }?;
+        let client = unsafe { client_arg(client) }?;
         // SAFETY: forwarded contract.
-        let decision = unsafe { str_arg(decision_id, "decision_id") }?.to_owned();
-        // SAFETY: forwarded contract.
-        let identity = unsafe { str_arg(identity_id, "identity_id") }?.to_owned();
-        let token = CancellationToken::new();
-        // SAFETY: forwarded contract: NULL or live options.
-        let mut wait = unsafe { self::wait_options(wait_options) };
-        wait.validate()?;
-        wait.cancel = Some(token.clone());
-        let client = shared.client.clone();
-        let future = async move {
-            let state = client
-                .wait_for_decision_outcome(&decision, &identity, &wait)
-                .await?;
-            Ok(noxy_decision_result::new(&decision, state, None))
+        let mut args = unsafe { wait_args(decision_id, identity_id, wait_options) }?;
+        let core = client.client.clone();
+        let start_wait = move |token| {
+            args.options.cancel = Some(token);
+            async move {
+                let state = core
+                    .wait_for_decision_outcome(&args.decision_id, &args.identity_id, &args.options)
+                    .await?;
+                Ok(noxy_decision_result::new(&args.decision_id, state, None))
+            }
         };
-        // SAFETY: forwarded contract: NULL or writable.
-        unsafe { start(shared, token, future, callback, user_data, out_operation) }
+        // SAFETY: forwarded contract on `out_operation`, `callback` and `user_data`.
+        unsafe { start(client, start_wait, callback, user_data, out_operation) }
     })
 }
 
-/// Cancels an operation: its callback then reports `NOXY_ERROR_CANCELLED`, unless the
-/// operation had already finished (then nothing changes). Idempotent. Any thread, including
-/// the operation's own callback and any other callback, also after `noxy_free` of the client;
-/// `operation` is borrowed for the call. Fails only for a NULL `operation`, or in a child
-/// process forked after the operation started (`NOXY_ERROR_INVALID_ARGUMENT`; the operation
-/// belongs to the parent).
+// ---- one outcome query ----
+
+/// Asks the relay once for the state of `decision_id` of `identity_id` (strings as for
+/// `noxy_send_and_wait`). On success writes a new result to `*out_result` (free it with
+/// `noxy_decision_result_free`); its outcome may be `NOXY_OUTCOME_PENDING`. Blocks the calling
+/// thread, as for `noxy_send_and_wait`.
 ///
 /// # Safety
-/// `operation` is NULL or a live `noxy_operation`.
+/// Every pointer is NULL or valid as described; strings are NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn noxy_operation_cancel(
-    operation: *const noxy_operation,
+pub unsafe extern "C" fn noxy_get_decision_outcome(
+    client: *const noxy_client,
+    decision_id: *const c_char,
+    identity_id: *const c_char,
+    out_result: *mut *mut noxy_decision_result,
 ) -> *mut noxy_error {
-    guard(|| {
+    guard_call(|| {
+        // SAFETY: forwarded contract on every pointer.
+        let client = unsafe { client_arg(client) }?;
         // SAFETY: forwarded contract.
-        let operation = unsafe { ref_arg(operation, "operation") }?;
-        same_process(operation.pid, "operation")?;
-        operation.token.cancel();
+        let (decision, identity) = unsafe { outcome_args(decision_id, identity_id) }?;
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_result, "out_result") }?;
+        let state = client.block_on(client.client.get_decision_outcome(&decision, &identity))??;
+        out.write(noxy_decision_result::new(&decision, state, None));
         Ok(())
     })
 }
 
-/// Releases an operation handle without cancelling the operation (its callback still runs).
-/// NULL is a no-op. Any thread, before or after the callback ran and the client was freed.
-/// In a child process after `fork()` it only releases the handle's memory.
+/// Like `noxy_get_decision_outcome`, without blocking; the callback (`noxy_decision_callback`),
+/// `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
 ///
 /// # Safety
-/// `operation` is NULL or a `noxy_operation` that was not freed yet.
+/// Every pointer is NULL or valid as described; strings are NUL-terminated; `callback` may be
+/// called on another thread with `user_data`.
 #[no_mangle]
-pub unsafe extern "C" fn noxy_operation_free(operation: *mut noxy_operation) {
-    guard_value((), || {
-        if operation.is_null() {
-            return;
-        }
-        // SAFETY: forwarded contract: an unfreed object from Box::into_raw, freed once.
-        let operation = unsafe { Box::from_raw(operation) };
-        if same_process(operation.pid, "operation").is_err() {
-            // The token is shared with the parent's tasks: dropping it takes a lock that a
-            // parent thread, which does not exist here, may have held at fork().
-            let noxy_operation { token, .. } = *operation;
-            std::mem::forget(token);
-        }
+pub unsafe extern "C" fn noxy_get_decision_outcome_async(
+    client: *const noxy_client,
+    decision_id: *const c_char,
+    identity_id: *const c_char,
+    callback: noxy_decision_callback,
+    user_data: *mut c_void,
+    out_operation: *mut *mut noxy_operation,
+) -> *mut noxy_error {
+    guard(|| {
+        // SAFETY: forwarded contract on every pointer.
+        let client = unsafe { client_arg(client) }?;
+        // SAFETY: forwarded contract.
+        let (decision, identity) = unsafe { outcome_args(decision_id, identity_id) }?;
+        let core = client.client.clone();
+        let start_query = move |_token| async move {
+            let state = core.get_decision_outcome(&decision, &identity).await?;
+            Ok(noxy_decision_result::new(&decision, state, None))
+        };
+        // SAFETY: forwarded contract on `out_operation`, `callback` and `user_data`.
+        unsafe { start(client, start_query, callback, user_data, out_operation) }
+    })
+}
+
+// ---- quota ----
+
+/// The app's quota. On success writes a new object to `*out_quota` (free it with
+/// `noxy_quota_free`). Blocks the calling thread, as for `noxy_send_and_wait`.
+///
+/// # Safety
+/// `client` is NULL or a live client; `out_quota` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn noxy_get_quota(
+    client: *const noxy_client,
+    out_quota: *mut *mut noxy_quota,
+) -> *mut noxy_error {
+    guard_call(|| {
+        // SAFETY: forwarded contract.
+        let client = unsafe { client_arg(client) }?;
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_quota, "out_quota") }?;
+        let quota = client.block_on(client.client.get_quota())??;
+        out.write(noxy_quota::new(&quota));
+        Ok(())
+    })
+}
+
+/// Like `noxy_get_quota`, without blocking; the callback (`noxy_quota_callback`),
+/// `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
+///
+/// # Safety
+/// Every pointer is NULL or valid as described; `callback` may be called on another thread
+/// with `user_data`.
+#[no_mangle]
+pub unsafe extern "C" fn noxy_get_quota_async(
+    client: *const noxy_client,
+    callback: noxy_quota_callback,
+    user_data: *mut c_void,
+    out_operation: *mut *mut noxy_operation,
+) -> *mut noxy_error {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let client = unsafe { client_arg(client) }?;
+        let core = client.client.clone();
+        let start_quota =
+            move |_token| async move { Ok(noxy_quota::new(&core.get_quota().await?)) };
+        // SAFETY: forwarded contract on `out_operation`, `callback` and `user_data`.
+        unsafe { start(client, start_quota, callback, user_data, out_operation) }
+    })
+}
+
+// ---- devices ----
+
+/// The devices registered for `identity_id` (as for `noxy_send_and_wait`). On success writes a
+/// new list to `*out_devices` (free it with `noxy_devices_free`). Blocks the calling thread, as
+/// for `noxy_send_and_wait`.
+///
+/// # Safety
+/// Every pointer is NULL or valid as described; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn noxy_get_identity_devices(
+    client: *const noxy_client,
+    identity_id: *const c_char,
+    out_devices: *mut *mut noxy_devices,
+) -> *mut noxy_error {
+    guard_call(|| {
+        // SAFETY: forwarded contract.
+        let client = unsafe { client_arg(client) }?;
+        // SAFETY: forwarded contract.
+        let identity = unsafe { identity_arg(identity_id) }?;
+        // SAFETY: forwarded contract: NULL or writable for the duration of the call.
+        let out = unsafe { out_arg(out_devices, "out_devices") }?;
+        let devices = client.block_on(client.client.get_identity_devices(&identity))??;
+        out.write(noxy_devices::new(&devices));
+        Ok(())
+    })
+}
+
+/// Like `noxy_get_identity_devices`, without blocking; the callback (`noxy_devices_callback`),
+/// `user_data` and `out_operation` behave as for `noxy_send_and_wait_async`. Any thread.
+///
+/// # Safety
+/// Every pointer is NULL or valid as described; strings are NUL-terminated; `callback` may be
+/// called on another thread with `user_data`.
+#[no_mangle]
+pub unsafe extern "C" fn noxy_get_identity_devices_async(
+    client: *const noxy_client,
+    identity_id: *const c_char,
+    callback: noxy_devices_callback,
+    user_data: *mut c_void,
+    out_operation: *mut *mut noxy_operation,
+) -> *mut noxy_error {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let client = unsafe { client_arg(client) }?;
+        // SAFETY: forwarded contract.
+        let identity = unsafe { identity_arg(identity_id) }?;
+        let core = client.client.clone();
+        let start_devices = move |_token| async move {
+            Ok(noxy_devices::new(
+                &core.get_identity_devices(&identity).await?,
+            ))
+        };
+        // SAFETY: forwarded contract on `out_operation`, `callback` and `user_data`.
+        unsafe { start(client, start_devices, callback, user_data, out_operation) }
     })
 }

@@ -1,18 +1,23 @@
-//! Logging: the library's `tracing` events, forwarded to one process-wide host callback.
+//! Logging: the library's `tracing` events, forwarded to host callbacks: a process-wide one
+//! (`noxy_set_log_callback`) and, optionally, one per client (`noxy_config_set_log_callback`),
+//! which then receives that client's events instead.
 //!
-//! The library never logs the app token or a payload (the core redacts both, and the HTTP/2
-//! layer marks the authorization header sensitive).
+//! No lock is ever held while host code runs: a sink is reference-counted and swapped
+//! atomically; an event keeps its sink alive while the callback runs, and the sink's
+//! `free_user_data` runs once, after the last call of its callback returned. The library never
+//! logs the app token or a payload (the core redacts both, and the HTTP/2 layer marks the
+//! authorization header sensitive).
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_void};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Once, RwLock};
+use std::sync::{Arc, Once};
 
+use arc_swap::ArcSwapOption;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
-use tracing::{Event, Level, Metadata, Subscriber};
+use tracing::{Dispatch, Event, Level, Metadata, Subscriber};
 
 use crate::error::Error;
 
@@ -20,8 +25,8 @@ use super::error::noxy_error;
 use super::util::{c_string, guard};
 
 /// Log levels, most severe first. A callback registered with `max_level` receives the events
-/// whose level is at most `max_level`.
-#[repr(u32)]
+/// whose level is at most `max_level`. The C type is `int32_t`.
+#[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum noxy_log_level {
     /// No logging (as `max_level`).
@@ -41,42 +46,92 @@ pub enum noxy_log_level {
 /// A log callback: `level` of the event, `message` (UTF-8, NUL-terminated, borrowed: valid only
 /// during the call; copy it to keep it), and the `user_data` given at registration.
 ///
-/// It may run on any thread, including the library's runtime threads, host threads inside a
-/// library call, and the completion threads, and concurrently with itself: keep it short,
-/// thread-safe and non-blocking. While it runs, the I/O of the thread that logged waits, and
-/// `noxy_set_log_callback` on any thread waits for it to return (so it must never wait for a
-/// thread that may be replacing the callback). It must not call functions of this library
-/// other than the `noxy_error_*` accessors, `noxy_error_code_name`, `noxy_outcome_name`,
-/// `noxy_delivery_status_name` and `noxy_version` (a blocking call from a runtime thread would
-/// stall the runtime and fails); `noxy_set_log_callback` from inside it fails with
+/// It may run on any thread, including the library's runtime threads and host threads inside a
+/// library call, and concurrently with itself: keep it short, thread-safe and non-blocking
+/// (while it runs, the I/O of the thread that logged waits). It must not call functions of this
+/// library other than the `noxy_error_*` accessors, the `*_name` functions and
+/// `noxy_version`: blocking calls fail there, and `noxy_set_log_callback` fails with
 /// `NOXY_ERROR_INVALID_ARGUMENT`. Events the library emits while a log callback runs on the
-/// same thread are dropped.
+/// same thread are dropped. It must not unwind (a C++ exception, `longjmp`) into the library:
+/// that is undefined behaviour.
 pub type noxy_log_callback = Option<
     unsafe extern "C" fn(level: noxy_log_level, message: *const c_char, user_data: *mut c_void),
 >;
 
+/// Releases the `user_data` of a log callback, called once with it after the last call of the
+/// callback returned (on any thread). NULL when the host keeps the data alive itself.
+pub type noxy_free_user_data = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
 type RawLogCallback = unsafe extern "C" fn(noxy_log_level, *const c_char, *mut c_void);
 
-struct Sink {
+/// A registered host log callback with its level and data.
+pub(crate) struct Sink {
     callback: RawLogCallback,
     user_data: *mut c_void,
+    free_user_data: noxy_free_user_data,
+    max_level: i32,
 }
 
 // SAFETY: the library never dereferences `user_data`; the host promised (by registering the
-// callback) that the callback may be called with it from any thread.
+// callback) that the callback and `free_user_data` may be called with it from any thread.
 unsafe impl Send for Sink {}
-// SAFETY: as above; `Sink` is immutable once registered.
+// SAFETY: as above; a `Sink` is immutable once registered.
 unsafe impl Sync for Sink {}
 
-static SINK: RwLock<Option<Sink>> = RwLock::new(None);
-static MAX_LEVEL: AtomicU32 = AtomicU32::new(0);
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Some(free_user_data) = self.free_user_data {
+            // SAFETY: the host registered `free_user_data` for this `user_data`; the last
+            // reference is gone, so the callback runs no more and this runs exactly once.
+            unsafe { free_user_data(self.user_data) };
+        }
+    }
+}
+
+impl Sink {
+    /// A sink for a registration, or `None` when the callback is NULL or the level is OFF
+    /// (then `free_user_data` is not called: the library took nothing). Checks the level.
+    pub(crate) fn new(
+        callback: noxy_log_callback,
+        user_data: *mut c_void,
+        free_user_data: noxy_free_user_data,
+        max_level: i32,
+    ) -> Result<Option<Arc<Sink>>, Error> {
+        if !(0..=noxy_log_level::NOXY_LOG_TRACE as i32).contains(&max_level) {
+            return Err(Error::invalid_argument(
+                "max_level",
+                "must be NOXY_LOG_OFF (0) to NOXY_LOG_TRACE (5)",
+            ));
+        }
+        Ok(match callback {
+            Some(callback) if max_level > 0 => Some(Arc::new(Sink {
+                callback,
+                user_data,
+                free_user_data,
+                max_level,
+            })),
+            _ => None,
+        })
+    }
+
+    fn deliver(&self, level: &Level, line: &std::ffi::CStr) {
+        IN_CALLBACK.with(|flag| flag.set(true));
+        // SAFETY: the host registered this callback with this user_data for calls from any
+        // thread; `line` outlives the call. An `extern "C"` callback cannot unwind.
+        unsafe { (self.callback)(level_enum(level), line.as_ptr(), self.user_data) };
+        IN_CALLBACK.with(|flag| flag.set(false));
+    }
+}
+
+/// The process-wide sink.
+static GLOBAL: ArcSwapOption<Sink> = ArcSwapOption::const_empty();
 static INSTALL: Once = Once::new();
 
 thread_local! {
     static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
 }
 
-fn level_number(level: &Level) -> u32 {
+fn level_number(level: &Level) -> i32 {
     match *level {
         Level::ERROR => 1,
         Level::WARN => 2,
@@ -120,24 +175,35 @@ impl Visit for Formatter {
     }
 }
 
-/// The process-wide subscriber that forwards events to the registered callback.
-struct Forwarder;
+/// A subscriber that forwards events to a sink: its own (a client's), or the process-wide one.
+struct Forwarder {
+    own: Option<Arc<Sink>>,
+}
+
+impl Forwarder {
+    fn max_level(&self) -> i32 {
+        match &self.own {
+            Some(sink) => sink.max_level,
+            None => GLOBAL.load().as_ref().map_or(0, |sink| sink.max_level),
+        }
+    }
+}
 
 impl Subscriber for Forwarder {
     fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> Interest {
-        // The callback and level change at run time: ask `enabled` every time.
+        // The process-wide callback and level change at run time: ask `enabled` every time.
         Interest::sometimes()
     }
 
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.is_event()
-            && level_number(metadata.level()) <= MAX_LEVEL.load(Ordering::Relaxed)
+            && level_number(metadata.level()) <= self.max_level()
             && !IN_CALLBACK.with(Cell::get)
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
         use tracing::level_filters::LevelFilter;
-        Some(match MAX_LEVEL.load(Ordering::Relaxed) {
+        Some(match self.max_level() {
             0 => LevelFilter::OFF,
             1 => LevelFilter::ERROR,
             2 => LevelFilter::WARN,
@@ -156,7 +222,18 @@ impl Subscriber for Forwarder {
     fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
+        // The sink stays alive (and its user data unreleased) until the callback returned.
+        let sink = match &self.own {
+            Some(sink) => Arc::clone(sink),
+            None => match GLOBAL.load_full() {
+                Some(sink) => sink,
+                None => return,
+            },
+        };
         let metadata = event.metadata();
+        if level_number(metadata.level()) > sink.max_level {
+            return;
+        }
         let mut text = Formatter {
             message: String::new(),
             fields: String::new(),
@@ -168,14 +245,7 @@ impl Subscriber for Forwarder {
             text.message,
             text.fields
         ));
-        let sink = SINK.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(sink) = sink.as_ref() {
-            IN_CALLBACK.with(|flag| flag.set(true));
-            // SAFETY: the host registered this callback with this user_data for calls from any
-            // thread; `line` outlives the call. An `extern "C"` callback cannot unwind.
-            unsafe { (sink.callback)(level_enum(metadata.level()), line.as_ptr(), sink.user_data) };
-            IN_CALLBACK.with(|flag| flag.set(false));
-        }
+        sink.deliver(metadata.level(), &line);
     }
 
     fn enter(&self, _span: &Id) {}
@@ -183,55 +253,58 @@ impl Subscriber for Forwarder {
     fn exit(&self, _span: &Id) {}
 }
 
-/// Routes the library's logs to `callback` (process-wide, for every client), for events up to
-/// `max_level` (`NOXY_LOG_ERROR` .. `NOXY_LOG_TRACE`). A NULL `callback` or `NOXY_LOG_OFF`
-/// disables logging (the default). Replaces any earlier registration.
+/// The dispatcher of a client with its own log callback.
+pub(crate) fn client_dispatch(sink: Arc<Sink>) -> Dispatch {
+    Dispatch::new(Forwarder { own: Some(sink) })
+}
+
+fn refuse_inside_log_callback(function: &str) -> Result<(), Error> {
+    if IN_CALLBACK.with(Cell::get) {
+        return Err(Error::invalid_argument(
+            function,
+            "cannot be called from inside a log callback",
+        ));
+    }
+    Ok(())
+}
+
+/// Routes the library's logs to `callback` (process-wide: every client without a log callback
+/// of its own), for events up to `max_level` (`NOXY_LOG_ERROR` .. `NOXY_LOG_TRACE`). A NULL
+/// `callback` or `NOXY_LOG_OFF` disables process-wide logging (the default). Replaces any
+/// earlier registration.
 ///
-/// When this returns, the previous callback is not running on any thread and will not be called
-/// again, so its `user_data` may be released: it waits for deliveries in progress on other
-/// threads to return. Any thread, including completion callbacks, except from inside a log
-/// callback (`NOXY_ERROR_INVALID_ARGUMENT`). A `max_level` above `NOXY_LOG_TRACE` is
+/// Ownership of `user_data`: on success with a non-NULL `callback` and a level above OFF, the
+/// library calls `free_user_data(user_data)` (unless it is NULL) exactly once, after the last
+/// call of `callback` returned, once a later registration replaced this one; calls already
+/// running on other threads when this returns may still be finishing, so release `user_data`
+/// only in `free_user_data`. On failure, or when logging is disabled by this call, the library
+/// takes nothing.
+///
+/// Never waits for host code. Any thread, including completion callbacks, except from inside a
+/// log callback (`NOXY_ERROR_INVALID_ARGUMENT`). A `max_level` outside 0..5 is
 /// `NOXY_ERROR_INVALID_ARGUMENT`. `user_data` is never read by the library.
 ///
 /// # Safety
-/// `callback`, if not NULL, may be called from any thread with `user_data` until logging is
-/// replaced or disabled.
+/// `callback` and `free_user_data`, if not NULL, may be called from any thread with
+/// `user_data` as described.
 #[no_mangle]
 pub unsafe extern "C" fn noxy_set_log_callback(
     callback: noxy_log_callback,
     user_data: *mut c_void,
-    max_level: u32,
+    free_user_data: noxy_free_user_data,
+    max_level: i32,
 ) -> *mut noxy_error {
     guard(|| {
-        if IN_CALLBACK.with(Cell::get) {
-            return Err(Error::invalid_argument(
-                "noxy_set_log_callback",
-                "cannot be called from inside a log callback",
-            ));
-        }
-        if max_level > noxy_log_level::NOXY_LOG_TRACE as u32 {
-            return Err(Error::invalid_argument(
-                "max_level",
-                "must be NOXY_LOG_OFF (0) to NOXY_LOG_TRACE (5)",
-            ));
-        }
+        refuse_inside_log_callback("noxy_set_log_callback")?;
+        let sink = Sink::new(callback, user_data, free_user_data, max_level)?;
         INSTALL.call_once(|| {
             // Our own copy of `tracing` lives inside libnoxy: nobody else installs a global
             // subscriber into it, except a Rust program that links the rlib and did so first;
             // then that program's subscriber keeps the logs.
-            let _ = tracing::subscriber::set_global_default(Forwarder);
+            let _ = tracing::subscriber::set_global_default(Forwarder { own: None });
         });
-        let mut sink = SINK
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let level = if callback.is_some() { max_level } else { 0 };
-        // Lower the level first so that no new event starts for the old sink.
-        MAX_LEVEL.store(level, Ordering::SeqCst);
-        *sink = callback.map(|callback| Sink {
-            callback,
-            user_data,
-        });
-        drop(sink);
+        // The previous sink is released here, or by the last event still using it.
+        drop(GLOBAL.swap(sink));
         tracing::callsite::rebuild_interest_cache();
         Ok(())
     })

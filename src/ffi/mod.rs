@@ -9,25 +9,37 @@
 //! - Panics never cross the boundary: they become `NOXY_ERROR_INTERNAL`.
 //! - Objects the library returns are freed only by the library's `_free` functions; every
 //!   `_free` accepts NULL. Strings returned by accessors are borrowed from their object.
+//! - No `bool` crosses the boundary: flags are `int32_t`, enums are `int32_t` with an explicit
+//!   `*_INVALID` (-1) value that accessors return for a NULL object.
+//!
+//! Files: `codes` (error codes), `error` (the error object), `delivery` (per-device results),
+//! `results` (result objects), `config` (configuration and options), `engine` (runtime and
+//! completion thread), `client` (the client handle and its lifetime), `operation` (the one
+//! async path), `calls` (every call, blocking and async), `log` (log callbacks).
 
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod calls;
 mod client;
+mod codes;
 mod config;
+mod delivery;
+mod engine;
 mod error;
 mod log;
+mod operation;
 mod results;
 mod util;
 
 pub use calls::*;
-pub use client::{
-    noxy_client, noxy_client_close, noxy_client_new, noxy_decision_callback, noxy_free,
-};
+pub use client::{noxy_client, noxy_client_close, noxy_client_drain, noxy_client_new, noxy_free};
+pub use codes::*;
 pub use config::*;
+pub use delivery::*;
 pub use error::*;
 pub use log::*;
+pub use operation::{noxy_operation, noxy_operation_cancel, noxy_operation_free};
 pub use results::*;
 
 use std::ffi::c_char;

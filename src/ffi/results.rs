@@ -5,16 +5,18 @@ use std::ffi::{c_char, CString};
 use std::ptr;
 
 use crate::client::{IdentityDevice, Quota, QuotaStatus};
-use crate::routing::{DeliveryStatus, DeviceDelivery, SendResult};
+use crate::routing::SendResult;
 use crate::waiting::{DecisionOutcome, DecisionResult, DecisionState};
 
-use super::error::noxy_code;
-use super::util::{c_string, free_boxed, guard_value, static_cstr};
+use super::delivery::noxy_delivery;
+use super::util::{c_string, free_boxed, guard_value, opt_str_ptr, read, static_cstr, str_ptr};
 
-/// A decision's outcome; the values are the relay's wire values.
-#[repr(u32)]
+/// A decision's outcome; the values are the relay's wire values. The C type is `int32_t`.
+#[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum noxy_outcome {
+    /// What `noxy_decision_result_outcome(NULL)` returns: not an outcome.
+    NOXY_OUTCOME_INVALID = -1,
     /// Not answered yet (only from `noxy_get_decision_outcome`).
     NOXY_OUTCOME_PENDING = 0,
     /// The person approved.
@@ -36,11 +38,13 @@ impl From<DecisionOutcome> for noxy_outcome {
     }
 }
 
-/// The upper-case name of an outcome (`"APPROVED"`), or `"UNKNOWN"` for a number this version
-/// does not know. Static storage: never freed. Any thread.
+/// The upper-case name of an outcome (`"APPROVED"`), `"INVALID"` for `NOXY_OUTCOME_INVALID`,
+/// or `"UNKNOWN"` for a number this version does not know. Static storage: never freed. Any
+/// thread.
 #[no_mangle]
-pub extern "C" fn noxy_outcome_name(outcome: u32) -> *const c_char {
+pub extern "C" fn noxy_outcome_name(outcome: i32) -> *const c_char {
     match outcome {
+        -1 => static_cstr!("INVALID"),
         0 => static_cstr!("PENDING"),
         1 => static_cstr!("APPROVED"),
         2 => static_cstr!("REJECTED"),
@@ -49,96 +53,18 @@ pub extern "C" fn noxy_outcome_name(outcome: u32) -> *const c_char {
     }
 }
 
-/// The upper-case name of a delivery status (`"DELIVERED"`), or `"UNKNOWN"` for a number this
-/// version does not know. Static storage: never freed. Any thread.
-#[no_mangle]
-pub extern "C" fn noxy_delivery_status_name(status: u32) -> *const c_char {
-    match status {
-        0 => static_cstr!("DELIVERED"),
-        1 => static_cstr!("QUEUED"),
-        2 => static_cstr!("NO_DEVICES"),
-        3 => static_cstr!("REJECTED"),
-        4 => static_cstr!("ERROR"),
-        _ => static_cstr!("UNKNOWN"),
-    }
-}
-
-/// The relay's answer for one device; the values are the relay's wire values.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum noxy_delivery_state {
-    /// The device was online and received the decision.
-    NOXY_DELIVERY_DELIVERED = 0,
-    /// The device was offline; the relay stored the decision and woke the device.
-    NOXY_DELIVERY_QUEUED = 1,
-    /// The relay knows no device to deliver to.
-    NOXY_DELIVERY_NO_DEVICES = 2,
-    /// The relay refused the decision (quota exhausted, app suspended, ...).
-    NOXY_DELIVERY_REJECTED = 3,
-    /// This device's delivery failed; `noxy_delivery_error_code` says why.
-    NOXY_DELIVERY_ERROR = 4,
-}
-
-impl From<DeliveryStatus> for noxy_delivery_state {
-    fn from(status: DeliveryStatus) -> Self {
-        match status {
-            DeliveryStatus::Delivered => noxy_delivery_state::NOXY_DELIVERY_DELIVERED,
-            DeliveryStatus::Queued => noxy_delivery_state::NOXY_DELIVERY_QUEUED,
-            DeliveryStatus::NoDevices => noxy_delivery_state::NOXY_DELIVERY_NO_DEVICES,
-            DeliveryStatus::Rejected => noxy_delivery_state::NOXY_DELIVERY_REJECTED,
-            DeliveryStatus::Error => noxy_delivery_state::NOXY_DELIVERY_ERROR,
-        }
-    }
-}
-
-/// The app's quota status; the values are the relay's wire values.
-#[repr(u32)]
+/// The app's quota status; the values are the relay's wire values. The C type is `int32_t`.
+#[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum noxy_quota_state {
+    /// What `noxy_quota_status(NULL)` returns: not a status.
+    NOXY_QUOTA_INVALID = -1,
     /// The app may route decisions.
     NOXY_QUOTA_ACTIVE = 0,
     /// The app is suspended.
     NOXY_QUOTA_SUSPENDED = 1,
     /// The app was deleted.
     NOXY_QUOTA_DELETED = 2,
-}
-
-/// The result of routing a decision to one device. Borrowed from the object that returned it
-/// (`noxy_send_result`, `noxy_decision_result` or `noxy_error`); never freed on its own.
-pub struct noxy_delivery {
-    device_id: CString,
-    request_id: CString,
-    status: noxy_delivery_state,
-    decision_id: Option<CString>,
-    error_code: noxy_code,
-    error_message: Option<CString>,
-}
-
-impl noxy_delivery {
-    pub(crate) fn new(delivery: &DeviceDelivery) -> noxy_delivery {
-        let (status, decision_id, error_code, error_message) = match &delivery.outcome {
-            Ok(ok) => (
-                ok.status.into(),
-                Some(c_string(&ok.decision_id)),
-                noxy_code::NOXY_OK,
-                None,
-            ),
-            Err(error) => (
-                noxy_delivery_state::NOXY_DELIVERY_ERROR,
-                None,
-                error.code().into(),
-                Some(c_string(error.message())),
-            ),
-        };
-        noxy_delivery {
-            device_id: c_string(&delivery.device_id),
-            request_id: c_string(&delivery.request_id),
-            status,
-            decision_id,
-            error_code,
-            error_message,
-        }
-    }
 }
 
 /// What `noxy_send_decision` returns: the decision id, the per-device results and the SHA-256
@@ -157,7 +83,7 @@ impl noxy_send_result {
             decision_id: c_string(&sent.decision_id),
             accepted_decision_id: sent.accepted_decision_id().map(c_string),
             plaintext_sha256: sent.plaintext_sha256,
-            deliveries: sent.deliveries.iter().map(noxy_delivery::new).collect(),
+            deliveries: noxy_delivery::list(&sent.deliveries),
         }
     }
 }
@@ -244,128 +170,18 @@ impl noxy_devices {
     }
 }
 
-/// Reads through a possibly-NULL object pointer; NULL (or a panic) yields `fallback`.
-///
-/// # Safety
-/// `object` is NULL or a live `T` for the duration of the call.
-unsafe fn read<T, R: Copy>(object: *const T, fallback: R, f: impl FnOnce(&T) -> R) -> R {
-    // SAFETY: forwarded contract: NULL or a live T; the reference does not outlive this call.
-    match unsafe { object.as_ref() } {
-        Some(object) => guard_value(fallback, || f(object)),
-        None => fallback,
-    }
-}
-
-fn str_ptr(text: &CString) -> *const c_char {
-    text.as_ptr()
-}
-
-fn opt_str_ptr(text: &Option<CString>) -> *const c_char {
-    text.as_ref().map_or(ptr::null(), |t| t.as_ptr())
-}
-
-/// Copies a digest to `out`; false (nothing written) when `out` is NULL.
+/// Copies a digest to `out`: 1 when written, -1 (nothing written) when `out` is NULL.
 ///
 /// # Safety
 /// `out` is NULL or valid for writing 32 bytes.
-unsafe fn copy_digest(digest: &[u8; 32], out: *mut u8) -> bool {
+unsafe fn copy_digest(digest: &[u8; 32], out: *mut u8) -> i32 {
     if out.is_null() {
-        return false;
+        return -1;
     }
     // SAFETY: `out` is non-NULL and the caller promised 32 writable bytes; the regions cannot
     // overlap because `digest` lives inside a library-owned object.
     unsafe { ptr::copy_nonoverlapping(digest.as_ptr(), out, 32) };
-    true
-}
-
-// ---- noxy_delivery ----
-
-/// The device this delivery was for. Borrowed; NULL when `delivery` is NULL. Any thread.
-///
-/// # Safety
-/// `delivery` is NULL or a live delivery obtained from this library.
-#[no_mangle]
-pub unsafe extern "C" fn noxy_delivery_device_id(delivery: *const noxy_delivery) -> *const c_char {
-    // SAFETY: forwarded contract: NULL or a live object.
-    unsafe { read(delivery, ptr::null(), |d| str_ptr(&d.device_id)) }
-}
-
-/// The `request_id` of this device's RouteDecision (kept across retries). Borrowed; NULL when
-/// `delivery` is NULL.
-/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
-/// to.
-///
-/// # Safety
-/// `delivery` is NULL or a live delivery obtained from this library.
-#[no_mangle]
-pub unsafe extern "C" fn noxy_delivery_request_id(delivery: *const noxy_delivery) -> *const c_char {
-    // SAFETY: forwarded contract: NULL or a live object.
-    unsafe { read(delivery, ptr::null(), |d| str_ptr(&d.request_id)) }
-}
-
-/// The relay's delivery status, or `NOXY_DELIVERY_ERROR` when this device's delivery failed in
-/// the library (then `noxy_delivery_error_code` is non-zero) or `delivery` is NULL.
-/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
-/// to.
-///
-/// # Safety
-/// `delivery` is NULL or a live delivery obtained from this library.
-#[no_mangle]
-pub unsafe extern "C" fn noxy_delivery_status(
-    delivery: *const noxy_delivery,
-) -> noxy_delivery_state {
-    // SAFETY: forwarded contract: NULL or a live object.
-    unsafe {
-        read(delivery, noxy_delivery_state::NOXY_DELIVERY_ERROR, |d| {
-            d.status
-        })
-    }
-}
-
-/// The decision id the relay answered for this device, or NULL when the delivery failed.
-/// Borrowed.
-/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
-/// to.
-///
-/// # Safety
-/// `delivery` is NULL or a live delivery obtained from this library.
-#[no_mangle]
-pub unsafe extern "C" fn noxy_delivery_decision_id(
-    delivery: *const noxy_delivery,
-) -> *const c_char {
-    // SAFETY: forwarded contract: NULL or a live object.
-    unsafe { read(delivery, ptr::null(), |d| opt_str_ptr(&d.decision_id)) }
-}
-
-/// `NOXY_OK` when the relay answered for this device, else the error that ended this device's
-/// delivery (`NOXY_ERROR_*`). `NOXY_ERROR_INVALID_ARGUMENT` when `delivery` is NULL.
-/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
-/// to.
-///
-/// # Safety
-/// `delivery` is NULL or a live delivery obtained from this library.
-#[no_mangle]
-pub unsafe extern "C" fn noxy_delivery_error_code(delivery: *const noxy_delivery) -> noxy_code {
-    // SAFETY: forwarded contract: NULL or a live object.
-    unsafe {
-        read(delivery, noxy_code::NOXY_ERROR_INVALID_ARGUMENT, |d| {
-            d.error_code
-        })
-    }
-}
-
-/// The message of this device's error, or NULL when there is none. Borrowed.
-/// Any thread (deliveries are immutable); strings are borrowed from the object the delivery belongs
-/// to.
-///
-/// # Safety
-/// `delivery` is NULL or a live delivery obtained from this library.
-#[no_mangle]
-pub unsafe extern "C" fn noxy_delivery_error_message(
-    delivery: *const noxy_delivery,
-) -> *const c_char {
-    // SAFETY: forwarded contract: NULL or a live object.
-    unsafe { read(delivery, ptr::null(), |d| opt_str_ptr(&d.error_message)) }
+    1
 }
 
 // ---- noxy_send_result ----
@@ -402,9 +218,9 @@ pub unsafe extern "C" fn noxy_send_result_accepted_decision_id(
     }
 }
 
-/// Copies the SHA-256 of the exact plaintext bytes every device received into `out` (32
-/// bytes). Returns false (and writes nothing) when `result` or `out` is NULL.
-/// Any thread: the object is immutable, so concurrent reads are fine.
+/// Copies the SHA-256 of the exact payload bytes every device received (the bytes the caller
+/// passed) into `out` (32 bytes) and returns 1. Returns -1, writing nothing, when `result` or
+/// `out` is NULL. Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
 /// `result` is NULL or a live `noxy_send_result`; `out` is NULL or points to 32 writable bytes.
@@ -412,9 +228,9 @@ pub unsafe extern "C" fn noxy_send_result_accepted_decision_id(
 pub unsafe extern "C" fn noxy_send_result_plaintext_sha256(
     result: *const noxy_send_result,
     out: *mut u8,
-) -> bool {
+) -> i32 {
     // SAFETY: forwarded contract: NULL or a live object, and NULL or 32 writable bytes.
-    unsafe { read(result, false, |r| copy_digest(&r.plaintext_sha256, out)) }
+    unsafe { read(result, -1, |r| copy_digest(&r.plaintext_sha256, out)) }
 }
 
 /// How many per-device results there are (one per device of the identity). 0 when `result`
@@ -442,9 +258,7 @@ pub unsafe extern "C" fn noxy_send_result_delivery(
     // SAFETY: forwarded contract: NULL or a live object.
     unsafe {
         read(result, ptr::null(), |r| {
-            r.deliveries
-                .get(index)
-                .map_or(ptr::null(), |d| d as *const noxy_delivery)
+            noxy_delivery::at(&r.deliveries, index)
         })
     }
 }
@@ -463,7 +277,7 @@ pub unsafe extern "C" fn noxy_send_result_free(result: *mut noxy_send_result) {
 // ---- noxy_decision_result ----
 
 /// The outcome: APPROVED, REJECTED or EXPIRED from the waiting calls; possibly PENDING from
-/// `noxy_get_decision_outcome`. `NOXY_OUTCOME_PENDING` when `result` is NULL.
+/// `noxy_get_decision_outcome`. `NOXY_OUTCOME_INVALID` when `result` is NULL.
 /// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
@@ -473,10 +287,10 @@ pub unsafe extern "C" fn noxy_decision_result_outcome(
     result: *const noxy_decision_result,
 ) -> noxy_outcome {
     // SAFETY: forwarded contract: NULL or a live object.
-    unsafe { read(result, noxy_outcome::NOXY_OUTCOME_PENDING, |r| r.outcome) }
+    unsafe { read(result, noxy_outcome::NOXY_OUTCOME_INVALID, |r| r.outcome) }
 }
 
-/// Whether the relay still waits for an answer (false when `result` is NULL).
+/// Whether the relay still waits for an answer: 1 pending, 0 not, -1 when `result` is NULL.
 /// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
@@ -484,9 +298,9 @@ pub unsafe extern "C" fn noxy_decision_result_outcome(
 #[no_mangle]
 pub unsafe extern "C" fn noxy_decision_result_is_pending(
     result: *const noxy_decision_result,
-) -> bool {
+) -> i32 {
     // SAFETY: forwarded contract: NULL or a live object.
-    unsafe { read(result, false, |r| r.pending) }
+    unsafe { read(result, -1, |r| i32::from(r.pending)) }
 }
 
 /// The decision id this result is about (for send-and-wait: the id that was waited on).
@@ -503,9 +317,9 @@ pub unsafe extern "C" fn noxy_decision_result_decision_id(
     unsafe { read(result, ptr::null(), |r| str_ptr(&r.decision_id)) }
 }
 
-/// For send-and-wait results: copies the SHA-256 of the plaintext every device received into
-/// `out` (32 bytes) and returns true. Returns false (writing nothing) for results of the calls
-/// that did not send, or when an argument is NULL.
+/// For send-and-wait results: copies the SHA-256 of the exact payload bytes every device
+/// received into `out` (32 bytes) and returns 1. Returns 0, writing nothing, for results of the
+/// calls that did not send; -1 when an argument is NULL.
 /// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
@@ -514,13 +328,13 @@ pub unsafe extern "C" fn noxy_decision_result_decision_id(
 pub unsafe extern "C" fn noxy_decision_result_plaintext_sha256(
     result: *const noxy_decision_result,
     out: *mut u8,
-) -> bool {
+) -> i32 {
     // SAFETY: forwarded contract: NULL or a live object, and NULL or 32 writable bytes.
     unsafe {
-        read(result, false, |r| {
-            r.sent
-                .as_ref()
-                .is_some_and(|sent| copy_digest(&sent.plaintext_sha256, out))
+        read(result, -1, |r| match &r.sent {
+            Some(sent) => copy_digest(&sent.plaintext_sha256, out),
+            None if out.is_null() => -1,
+            None => 0,
         })
     }
 }
@@ -558,8 +372,7 @@ pub unsafe extern "C" fn noxy_decision_result_delivery(
         read(result, ptr::null(), |r| {
             r.sent
                 .as_ref()
-                .and_then(|s| s.deliveries.get(index))
-                .map_or(ptr::null(), |d| d as *const noxy_delivery)
+                .map_or(ptr::null(), |s| noxy_delivery::at(&s.deliveries, index))
         })
     }
 }
@@ -588,7 +401,7 @@ pub unsafe extern "C" fn noxy_quota_app_name(quota: *const noxy_quota) -> *const
     unsafe { read(quota, ptr::null(), |q| str_ptr(&q.app_name)) }
 }
 
-/// Decisions allowed in total (0 when `quota` is NULL).
+/// Decisions allowed in total (`UINT64_MAX` when `quota` is NULL).
 /// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
@@ -596,10 +409,10 @@ pub unsafe extern "C" fn noxy_quota_app_name(quota: *const noxy_quota) -> *const
 #[no_mangle]
 pub unsafe extern "C" fn noxy_quota_total(quota: *const noxy_quota) -> u64 {
     // SAFETY: forwarded contract: NULL or a live object.
-    unsafe { read(quota, 0, |q| q.total) }
+    unsafe { read(quota, u64::MAX, |q| q.total) }
 }
 
-/// Decisions left (0 when `quota` is NULL).
+/// Decisions left (`UINT64_MAX` when `quota` is NULL).
 /// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
@@ -607,10 +420,10 @@ pub unsafe extern "C" fn noxy_quota_total(quota: *const noxy_quota) -> u64 {
 #[no_mangle]
 pub unsafe extern "C" fn noxy_quota_remaining(quota: *const noxy_quota) -> u64 {
     // SAFETY: forwarded contract: NULL or a live object.
-    unsafe { read(quota, 0, |q| q.remaining) }
+    unsafe { read(quota, u64::MAX, |q| q.remaining) }
 }
 
-/// Whether the app may route decisions (`NOXY_QUOTA_DELETED` when `quota` is NULL).
+/// Whether the app may route decisions (`NOXY_QUOTA_INVALID` when `quota` is NULL).
 /// Any thread: the object is immutable, so concurrent reads are fine.
 ///
 /// # Safety
@@ -618,7 +431,7 @@ pub unsafe extern "C" fn noxy_quota_remaining(quota: *const noxy_quota) -> u64 {
 #[no_mangle]
 pub unsafe extern "C" fn noxy_quota_status(quota: *const noxy_quota) -> noxy_quota_state {
     // SAFETY: forwarded contract: NULL or a live object.
-    unsafe { read(quota, noxy_quota_state::NOXY_QUOTA_DELETED, |q| q.status) }
+    unsafe { read(quota, noxy_quota_state::NOXY_QUOTA_INVALID, |q| q.status) }
 }
 
 /// Frees a quota. NULL is a no-op.

@@ -16,6 +16,14 @@ pub(crate) fn guard<F>(body: F) -> *mut noxy_error
 where
     F: FnOnce() -> Result<(), Error>,
 {
+    guard_call(|| body().map_err(noxy_error::from))
+}
+
+/// [`guard`] for bodies whose errors may carry per-device results.
+pub(crate) fn guard_call<F>(body: F) -> *mut noxy_error
+where
+    F: FnOnce() -> Result<(), noxy_error>,
+{
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => ptr::null_mut(),
         Ok(Err(error)) => noxy_error::into_raw(error),
@@ -60,17 +68,33 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a s
         .map_err(|e| Error::invalid_argument(name, format!("is not valid UTF-8 ({e})")))
 }
 
-/// Parses the NUL-terminated payload argument: NULL is INVALID_ARGUMENT; invalid UTF-8, text
-/// that is not JSON, a JSON value that is not an object and oversized input are INVALID_PAYLOAD.
+/// Validates the payload argument, `len` bytes at `ptr` (NUL bytes included: they are not
+/// JSON, so they fail validation instead of cutting the text short). NULL with a non-zero
+/// length is INVALID_ARGUMENT; text that is not UTF-8 JSON of an object without duplicate keys,
+/// or over 64 KiB, is INVALID_PAYLOAD.
 ///
 /// # Safety
-/// `ptr` is NULL or points to a NUL-terminated string valid for the duration of the call.
-pub(crate) unsafe fn payload_arg(ptr: *const c_char, name: &str) -> Result<Payload, Error> {
+/// `ptr` is NULL or points to `len` readable bytes, valid for the duration of the call.
+pub(crate) unsafe fn payload_arg(
+    ptr: *const c_char,
+    len: usize,
+    name: &str,
+) -> Result<Payload, Error> {
+    if len == 0 {
+        return Payload::from_json_bytes(&[]);
+    }
     if ptr.is_null() {
         return Err(Error::invalid_argument(name, "is NULL"));
     }
-    // SAFETY: non-NULL, and the caller promises a NUL-terminated string.
-    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    if len > isize::MAX as usize {
+        return Err(Error::invalid_argument(
+            name,
+            "length is larger than isize::MAX",
+        ));
+    }
+    // SAFETY: non-NULL, at most isize::MAX bytes, and the caller promises `len` readable bytes
+    // that stay valid (and unmodified) for the call.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
     Payload::from_json_bytes(bytes)
 }
 
@@ -124,7 +148,11 @@ pub(crate) struct OutPtr<T>(*mut *mut T);
 impl<T> OutPtr<T> {
     /// Moves `value` to the heap and hands it to the caller.
     pub(crate) fn write(self, value: T) {
-        let raw = Box::into_raw(Box::new(value));
+        self.write_raw(Box::into_raw(Box::new(value)));
+    }
+
+    /// Hands an already allocated object to the caller.
+    pub(crate) fn write_raw(self, raw: *mut T) {
         // SAFETY: `out_arg` checked that the pointer is non-NULL, and its caller promised that
         // it is valid for writing one pointer while this `OutPtr` lives.
         unsafe { self.0.write(raw) };
@@ -157,3 +185,26 @@ macro_rules! static_cstr {
     };
 }
 pub(crate) use static_cstr;
+
+/// Reads through a possibly-NULL object pointer for an accessor; NULL (or a panic) yields
+/// `fallback`, the accessor's documented invalid value.
+///
+/// # Safety
+/// `object` is NULL or a live `T` for the duration of the call.
+pub(crate) unsafe fn read<T, R: Copy>(object: *const T, fallback: R, f: impl FnOnce(&T) -> R) -> R {
+    // SAFETY: forwarded contract: NULL or a live T; the reference does not outlive this call.
+    match unsafe { object.as_ref() } {
+        Some(object) => guard_value(fallback, || f(object)),
+        None => fallback,
+    }
+}
+
+/// A borrowed C string of an object.
+pub(crate) fn str_ptr(text: &CString) -> *const c_char {
+    text.as_ptr()
+}
+
+/// A borrowed C string of an object, or NULL.
+pub(crate) fn opt_str_ptr(text: &Option<CString>) -> *const c_char {
+    text.as_ref().map_or(ptr::null(), |t| t.as_ptr())
+}

@@ -144,7 +144,7 @@ run_one() { # label binary
   case "$mode" in
   valgrind)
     rm -f "$out/$label".valgrind.*.log
-    NOXY_TEST_LABEL=$label NOXY_TEST_SLOW=${NOXY_TEST_SLOW:-10} \
+    NOXY_TEST_LABEL=$label NOXY_TEST_SLOW=${NOXY_TEST_SLOW:-10} NOXY_TEST_FAST_FAILS=${NOXY_TEST_FAST_FAILS:-300} \
       valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
       --show-leak-kinds=definite --child-silent-after-fork=yes \
       --suppressions="$root/tests/c/valgrind.supp" \
