@@ -8,7 +8,7 @@ use crate::cancel::Cancel;
 use crate::config::{normalize_endpoint, ClientConfig};
 use crate::error::{Error, Result};
 use crate::proto;
-use crate::transport::{final_answer, Transport};
+use crate::transport::{final_answer, Rpc, Transport};
 
 /// A client of the Noxy relay. Clones share one HTTP/2 connection and one closed state.
 ///
@@ -123,18 +123,15 @@ impl Client {
             request_id: new_request_id(),
             identity_id: identity_id.to_owned(),
         };
-        let response = self
+        let response: proto::GetIdentityDevicesResponse = self
             .inner
             .transport
             .call(
-                "GetIdentityDevices",
+                Rpc::GetIdentityDevices,
                 cancel,
                 true,
                 final_answer,
-                |mut stub, timeout| {
-                    let request = timed(request.clone(), timeout);
-                    async move { stub.get_identity_devices(request).await }
-                },
+                &request,
             )
             .await?;
         Ok(response
@@ -153,18 +150,15 @@ impl Client {
         let request = proto::GetQuotaRequest {
             request_id: new_request_id(),
         };
-        let response = self
+        let response: proto::GetQuotaResponse = self
             .inner
             .transport
             .call(
-                "GetQuota",
+                Rpc::GetQuota,
                 &self.cancel_for(None),
                 true,
                 final_answer,
-                |mut stub, timeout| {
-                    let request = timed(request.clone(), timeout);
-                    async move { stub.get_quota(request).await }
-                },
+                &request,
             )
             .await?;
         let status = match response.status {
@@ -191,13 +185,6 @@ impl Client {
 /// A fresh random request id (UUID v4).
 pub(crate) fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// Wraps a message in a request that tells the relay our deadline (`grpc-timeout`).
-pub(crate) fn timed<T>(message: T, timeout: std::time::Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(timeout);
-    request
 }
 
 pub(crate) fn require_non_empty(field: &str, value: &str) -> Result<()> {

@@ -4,11 +4,12 @@ use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::Cancel;
-use crate::client::{new_request_id, require_non_empty, timed, Client, IdentityDevice};
+use crate::client::{new_request_id, require_non_empty, Client, IdentityDevice};
 use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::payload::Payload;
 use crate::proto;
+use crate::transport::Rpc;
 
 /// The relay's answer for one device's `RouteDecision` (`DeliveryStatus` on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -328,19 +329,10 @@ impl Client {
             let transient_answer = |answer: &proto::DeliveryOutcome| {
                 answer.status == proto::DeliveryStatus::Error as i32
             };
-            let answer = self
+            let answer: proto::DeliveryOutcome = self
                 .inner
                 .transport
-                .call(
-                    "RouteDecision",
-                    cancel,
-                    true,
-                    transient_answer,
-                    |mut stub, timeout| {
-                        let request = timed(request.clone(), timeout);
-                        async move { stub.route_decision(request).await }
-                    },
-                )
+                .call(Rpc::RouteDecision, cancel, true, transient_answer, &request)
                 .await?;
             let status = DeliveryStatus::from_wire(answer.status).ok_or_else(|| {
                 Error::protocol(format!(

@@ -8,13 +8,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::cancel::Cancel;
-use crate::client::{new_request_id, require_non_empty, timed, Client};
+use crate::client::{new_request_id, require_non_empty, Client};
 use crate::config::{check_duration, check_jitter, check_multiplier};
 use crate::error::{Error, ErrorCode, Result};
 use crate::payload::Payload;
 use crate::proto;
 use crate::routing::{DecisionError, SendOptions, SendResult};
-use crate::transport::final_answer;
+use crate::transport::{final_answer, Rpc};
 
 /// A decision's outcome (`DecisionOutcome` on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -141,18 +141,15 @@ impl Client {
             decision_id: decision_id.to_owned(),
             identity_id: identity_id.to_owned(),
         };
-        let answer = self
+        let answer: proto::GetDecisionOutcomeResponse = self
             .inner
             .transport
             .call(
-                "GetDecisionOutcome",
+                Rpc::GetDecisionOutcome,
                 cancel,
                 retry,
                 final_answer,
-                |mut stub, timeout| {
-                    let request = timed(request.clone(), timeout);
-                    async move { stub.get_decision_outcome(request).await }
-                },
+                &request,
             )
             .await?;
         let outcome = match answer.outcome {
@@ -217,7 +214,8 @@ impl Client {
         loop {
             polls += 1;
             let poll_started = Instant::now();
-            let poll = self.poll_outcome(decision_id, identity_id, cancel, false);
+            // Boxed: a poll's state exists only while it runs, not while the wait sleeps.
+            let poll = Box::pin(self.poll_outcome(decision_id, identity_id, cancel, false));
             match tokio::time::timeout_at(deadline, poll).await {
                 Err(_deadline) => return Err(timed_out()),
                 Ok(Ok(state)) if is_terminal_outcome(&state) => return Ok(state),
