@@ -869,6 +869,7 @@ impl Relay {
     /// Counts a `RouteDecision` call.
     pub fn count_route_call(&self) {
         self.route_calls.fetch_add(1, Ordering::Relaxed);
+        self.changed(false);
     }
 
     /// Counts an accepted gRPC connection.
