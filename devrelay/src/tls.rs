@@ -357,4 +357,106 @@ mod tests {
             "the server certificate is no CA"
         );
     }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn material_is_reused_only_when_safe_and_constrained() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        let first = load_or_create(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(CA_KEY_FILE)), 0o600);
+        assert_eq!(mode(&dir.join(SERVER_KEY_FILE)), 0o600);
+        assert_eq!(mode(&dir.join(CA_CERT_FILE)), 0o644);
+        assert!(fs::read_to_string(dir.join(".gitignore"))
+            .unwrap()
+            .contains('*'));
+
+        // Safe and valid: reused.
+        assert_eq!(load_or_create(&dir).unwrap().ca_pem, first.ca_pem);
+
+        // A directory others can read is tightened, and the material still reused.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(load_or_create(&dir).unwrap().ca_pem, first.ca_pem);
+        assert_eq!(mode(&dir), 0o700);
+
+        // A key readable by others may have leaked: new material.
+        fs::set_permissions(dir.join(CA_KEY_FILE), fs::Permissions::from_mode(0o640)).unwrap();
+        let second = load_or_create(&dir).unwrap();
+        assert_ne!(second.ca_pem, first.ca_pem);
+        assert_eq!(mode(&dir.join(CA_KEY_FILE)), 0o600);
+
+        // A symlink planted in place of a key is not followed: replaced, target untouched.
+        let target = root.path().join("elsewhere");
+        fs::write(&target, "not a key").unwrap();
+        fs::remove_file(dir.join(SERVER_KEY_FILE)).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join(SERVER_KEY_FILE)).unwrap();
+        let third = load_or_create(&dir).unwrap();
+        assert_ne!(third.ca_pem, second.ca_pem);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "not a key");
+        assert!(fs::symlink_metadata(dir.join(SERVER_KEY_FILE))
+            .unwrap()
+            .is_file());
+
+        // Material of an older relay (an unconstrained CA valid for decades) is replaced.
+        let mut old = CertificateParams::new(Vec::<String>::new()).unwrap();
+        old.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        old.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        old.not_after = rcgen::date_time_ymd(2049, 12, 31);
+        let old_key = KeyPair::generate().unwrap();
+        let old_ca = old.self_signed(&old_key).unwrap().pem();
+        write_file(&dir.join(CA_CERT_FILE), &old_ca, false).unwrap();
+        assert!(!CertFacts::parse(&old_ca).unwrap().loopback_constrained);
+        let fourth = load_or_create(&dir).unwrap();
+        assert_ne!(fourth.ca_pem, old_ca);
+        assert!(
+            CertFacts::parse(&fourth.ca_pem)
+                .unwrap()
+                .loopback_constrained
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_directory_of_another_user_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        fs::create_dir(&dir).unwrap();
+        // Only root can hand a directory to another user; elsewhere there is nothing to test.
+        if std::os::unix::fs::chown(&dir, Some(current_uid() + 4242), None).is_err() {
+            return;
+        }
+        let err = load_or_create(&dir).err().expect("refused");
+        assert!(err.to_string().contains("another user"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_written_exclusively_and_never_through_a_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("target");
+        fs::write(&target, "keep").unwrap();
+        let link = root.path().join("key");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_file(&link, "secret", true).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
+        assert_eq!(fs::read_to_string(&link).unwrap(), "secret");
+        assert_eq!(mode(&link), 0o600);
+        assert!(!fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // An existing file with a loose mode is replaced by one with the right mode.
+        let loose = root.path().join("loose");
+        fs::write(&loose, "old").unwrap();
+        write_file(&loose, "new", true).unwrap();
+        assert_eq!(mode(&loose), 0o600);
+    }
 }
