@@ -307,16 +307,12 @@ async fn serve_connection(
     let mut draining = false;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let how = loop {
+        // Biased, the connection last: a fault's GOAWAY is started before the connection is
+        // polled again, so it goes out before the faulted stream's RST_STREAM (which the
+        // handler queues only after asking for the GOAWAY) and the client never retries on
+        // this connection.
         tokio::select! {
-            res = conn.as_mut() => {
-                break match res {
-                    Ok(()) => "finished",
-                    Err(e) => {
-                        tracing::debug!(connection = id, error = %e, "gRPC connection error");
-                        "failed"
-                    }
-                };
-            }
+            biased;
             _ = inner.close.cancelled() => break "closed abruptly (fault injection)",
             _ = inner.goaway_then_close.cancelled(), if drain_deadline.is_none() => {
                 if !draining {
@@ -333,6 +329,15 @@ async fn serve_connection(
             _ = cancel.cancelled(), if !draining => {
                 conn.as_mut().graceful_shutdown();
                 draining = true;
+            }
+            res = conn.as_mut() => {
+                break match res {
+                    Ok(()) => "finished",
+                    Err(e) => {
+                        tracing::debug!(connection = id, error = %e, "gRPC connection error");
+                        "failed"
+                    }
+                };
             }
         }
     };
