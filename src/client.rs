@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::answers;
 use crate::cancel::Cancel;
 use crate::config::{normalize_endpoint, ClientConfig};
 use crate::error::{Error, Result};
@@ -25,6 +26,8 @@ pub(crate) struct Inner {
     pub(crate) closed: CancellationToken,
     /// The relay as `host:port`: the namespace of ids derived from idempotency keys.
     pub(crate) id_scope: String,
+    /// Decisions being routed at once (see `send_with`).
+    pub(crate) routing: tokio::sync::Semaphore,
 }
 
 /// A device registered for an identity, as the relay lists it.
@@ -76,12 +79,14 @@ impl Client {
         }
         let transport = Transport::new(&config)?;
         let address = normalize_endpoint(&config.endpoint)?;
+        let routing = tokio::sync::Semaphore::new(config.max_concurrent_requests as usize);
         Ok(Client {
             inner: Arc::new(Inner {
                 transport,
                 config,
                 closed: CancellationToken::new(),
                 id_scope: format!("{}:{}", address.host, address.port),
+                routing,
             }),
         })
     }
@@ -134,15 +139,7 @@ impl Client {
                 &request,
             )
             .await?;
-        Ok(response
-            .devices
-            .into_iter()
-            .map(|device| IdentityDevice {
-                device_id: device.device_id,
-                public_key: device.public_key,
-                pq_public_key: device.pq_public_key,
-            })
-            .collect())
+        Ok(answers::devices(response))
     }
 
     /// The app's quota.
@@ -161,24 +158,7 @@ impl Client {
                 &request,
             )
             .await?;
-        let status = match response.status {
-            0 => QuotaStatus::Active,
-            1 => QuotaStatus::Suspended,
-            2 => QuotaStatus::Deleted,
-            other => {
-                // The relay's Rust SDK reads an unknown status as ACTIVE; guessing is worse
-                // than saying so.
-                return Err(Error::protocol(format!(
-                    "GetQuota: unknown quota status {other}"
-                )));
-            }
-        };
-        Ok(Quota {
-            app_name: response.app_name,
-            quota_total: response.quota_total,
-            quota_remaining: response.quota_remaining,
-            status,
-        })
+        answers::quota(response)
     }
 }
 

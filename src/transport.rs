@@ -182,17 +182,13 @@ impl Transport {
         })
     }
 
-    /// One attempt: a slot, then the request (built only now), sent with our deadline.
+    /// One attempt, once the caller holds a slot: the request is built only now and sent with
+    /// our deadline.
     async fn attempt<Req, Resp>(&self, rpc: Rpc, request: &Req) -> Result<Resp, tonic::Status>
     where
         Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let _slot = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|_| tonic::Status::cancelled("the transport is closed"))?;
         let mut grpc = self.grpc.clone();
         grpc.ready()
             .await
@@ -235,6 +231,15 @@ impl Transport {
         loop {
             attempt_number = attempt_number.saturating_add(1);
             cancel.check()?;
+            // A slot first: a call waiting for one holds nothing but its place in the queue.
+            let slot = tokio::select! {
+                biased;
+                error = cancel.cancelled() => return Err(error),
+                slot = self.in_flight.acquire() => slot,
+            };
+            let Ok(_slot) = slot else {
+                return Err(Error::cancelled("the client is closed"));
+            };
             let started = Instant::now();
             let timeout = self.request_timeout;
             // Boxed: the RPC's state is large and lives only while the attempt runs, so a
@@ -245,6 +250,7 @@ impl Transport {
                 error = cancel.cancelled() => return Err(error),
                 result = call => result,
             };
+            drop(_slot);
             let outcome = match result {
                 Ok(Ok(answer)) if retry_answer(&answer) => Attempt::RetryableAnswer(answer),
                 Ok(Ok(answer)) => Attempt::Answer(answer),

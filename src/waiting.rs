@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::answers;
 use crate::backoff::Backoff;
 use crate::cancel::Cancel;
 use crate::client::{new_request_id, require_non_empty, Client};
@@ -152,21 +153,7 @@ impl Client {
                 &request,
             )
             .await?;
-        let outcome = match answer.outcome {
-            0 => DecisionOutcome::Pending,
-            1 => DecisionOutcome::Approved,
-            2 => DecisionOutcome::Rejected,
-            3 => DecisionOutcome::Expired,
-            other => {
-                return Err(Error::protocol(format!(
-                    "GetDecisionOutcome: unknown decision outcome {other}"
-                )))
-            }
-        };
-        Ok(DecisionState {
-            pending: answer.pending,
-            outcome,
-        })
+        answers::decision_state(answer)
     }
 
     /// Polls until the decision is terminal, the budget `options.max_wait` is used up
@@ -184,6 +171,21 @@ impl Client {
         let cancel = self.cancel_for(options.cancel.as_ref());
         self.wait_with(decision_id, identity_id, options, &cancel)
             .await
+    }
+
+    /// `wait_for_decision_outcome` for an operation that owns its inputs (the C ABI's async
+    /// calls); the decision id comes back with the state.
+    pub(crate) async fn wait_owned(
+        self,
+        decision_id: String,
+        identity_id: String,
+        options: WaitOptions,
+    ) -> Result<(String, DecisionState)> {
+        let cancel = self.cancel_for(options.cancel.as_ref());
+        let state = self
+            .wait_with(&decision_id, &identity_id, &options, &cancel)
+            .await?;
+        Ok((decision_id, state))
     }
 
     pub(crate) async fn wait_with(

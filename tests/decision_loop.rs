@@ -245,7 +245,7 @@ async fn retries_are_bounded_by_the_budget_without_an_attempt_cap() {
     config.retry.max_attempts = None;
     config.retry.initial_backoff = Duration::from_millis(10);
     config.retry.max_backoff = Duration::from_millis(40);
-    config.retry.budget = Duration::from_millis(400);
+    config.retry.budget = Duration::from_secs(2);
     let client = noxy::Client::new(config).unwrap();
     // More failures than the budget has room for: the send gives up on that device.
     relay.fail_next("RouteDecision", 1000, FailWhen::BeforeActing);
@@ -253,8 +253,9 @@ async fn retries_are_bounded_by_the_budget_without_an_attempt_cap() {
     let err = sent.deliveries[0].outcome.as_ref().unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable);
     let calls = relay.inspect().route_calls;
-    // At least budget / max_backoff attempts, and far fewer than the scripted failures.
-    assert!((10..1000).contains(&calls), "{calls} attempts");
+    // More than the relay SDKs' fixed 3 attempts (about budget / max_backoff when the machine
+    // is idle), and far fewer than the scripted failures: the budget ended the retries.
+    assert!((4..1000).contains(&calls), "{calls} attempts");
 }
 
 /// The review's reproduction: the same key with changed content must never reuse the approval.
