@@ -844,37 +844,51 @@ func TestProcessLogger(t *testing.T) {
 	}
 }
 
-// TestStaticExample runs the example that make test-go built with -tags noxy_static
-// ($NOXY_GO_STATIC_EXAMPLE): it must need no libnoxy.so and get the person's approval.
-func TestStaticExample(t *testing.T) {
-	binary := os.Getenv("NOXY_GO_STATIC_EXAMPLE")
-	if binary == "" {
-		t.Skip("NOXY_GO_STATIC_EXAMPLE is not set (make test-go builds the static example)")
-	}
-	dyn, err := exec.Command("readelf", "-d", binary).CombinedOutput()
-	if err != nil {
-		t.Fatalf("readelf: %v\n%s", err, dyn)
-	}
-	if bytes.Contains(dyn, []byte("libnoxy")) {
-		t.Fatalf("the static example needs a shared libnoxy:\n%s", dyn)
-	}
-	cmd := exec.Command(binary)
-	cmd.Env = append(os.Environ(), "NOXY_IDENTITY=alice")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", binary, err, out)
-	}
-	if !regexpDecisionApproved(string(out)) {
-		t.Errorf("output %q, want \"decision <id>: APPROVED\"", out)
+// TestExamplePrograms runs examples/sendandwait as make test-go built it, linked statically
+// ($NOXY_GO_EXAMPLE_STATIC, -tags noxy_static: no libnoxy.so needed) and dynamically
+// ($NOXY_GO_EXAMPLE_SHARED: needs libnoxy.so.0): each must get alice's approval.
+func TestExamplePrograms(t *testing.T) {
+	for _, linkage := range []struct {
+		name, env string
+		needsNoxy bool
+	}{
+		{"static", "NOXY_GO_EXAMPLE_STATIC", false},
+		{"shared", "NOXY_GO_EXAMPLE_SHARED", true},
+	} {
+		t.Run(linkage.name, func(t *testing.T) {
+			binary := os.Getenv(linkage.env)
+			if binary == "" {
+				t.Skipf("%s is not set (make test-go builds the example)", linkage.env)
+			}
+			dyn, err := exec.Command("readelf", "-d", binary).CombinedOutput()
+			if err != nil {
+				t.Fatalf("readelf: %v\n%s", err, dyn)
+			}
+			if needs := bytes.Contains(dyn, []byte("NEEDED")) && bytes.Contains(dyn, []byte("[libnoxy.so.0]")); needs != linkage.needsNoxy {
+				t.Fatalf("needs libnoxy.so.0: %v, want %v\n%s", needs, linkage.needsNoxy, dyn)
+			}
+			if !linkage.needsNoxy && bytes.Contains(dyn, []byte("libnoxy")) {
+				t.Fatalf("the static example names a shared libnoxy:\n%s", dyn)
+			}
+			cmd := exec.Command(binary)
+			cmd.Env = append(os.Environ(), "NOXY_IDENTITY=alice")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", binary, err, out)
+			}
+			if !approvedLine(string(out)) {
+				t.Errorf("output %q, want \"decision <id>: APPROVED\"", out)
+			}
+		})
 	}
 }
 
-func regexpDecisionApproved(out string) bool {
-	line := strings.TrimSpace(out)
-	id, ok := strings.CutPrefix(line, "decision ")
+// approvedLine reports whether out is the example's one line "decision <id>: APPROVED".
+func approvedLine(out string) bool {
+	id, ok := strings.CutPrefix(strings.TrimSpace(out), "decision ")
 	if !ok {
 		return false
 	}
 	id, ok = strings.CutSuffix(id, ": APPROVED")
-	return ok && len(id) > 0 && !strings.ContainsAny(id, " \n")
+	return ok && id != "" && !strings.ContainsAny(id, " \n")
 }
