@@ -5,7 +5,8 @@
 #   gofmt -l (nothing to report), go vet (default and noxy_static builds), examples/sendandwait
 #   built statically (-tags noxy_static) and dynamically, then go test -race of every package
 #   against one development relay (TestMain starts and stops it), which also runs both example
-#   binaries and checks their linkage with readelf.
+#   binaries and checks their linkage with readelf, and the benchmark briefly (20 decisions per
+#   variant: that it runs, not its figures; bench.sh measures).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -40,9 +41,9 @@ echo "== go test -race"
 export NOXY_GO_EXAMPLE_STATIC=$out/sendandwait-static NOXY_GO_EXAMPLE_SHARED=$out/sendandwait
 log=$out/go-test.log
 status=0
-go test -race -count=1 -v ./... >"$log" 2>&1 || status=$?
+go test -race -count=1 -v -bench . -benchtime 20x ./... >"$log" 2>&1 || status=$?
 # The top-level results, and everything when something failed.
-grep -E '^(--- |ok |FAIL|PASS$|panic)' "$log" || true
+grep -E '^(--- |ok |FAIL|PASS$|panic|Benchmark)' "$log" || true
 if [ "$status" -ne 0 ]; then
   echo "== go test failed; its whole output:" >&2
   cat "$log" >&2
