@@ -165,6 +165,8 @@ func (c *Client) run(ctx context.Context, start starter) (any, error) {
 	case result = <-done:
 	case <-ctx.Done():
 		// Any thread may cancel, also after Close; a finished operation is left as it was.
+		// Cancelling fails only for a NULL operation or in a forked child, where the
+		// operation belongs to the parent; the callback is awaited all the same.
 		if cerr := C.noxy_operation_cancel(*op); cerr != nil {
 			C.noxy_error_free(cerr)
 		}
