@@ -29,9 +29,11 @@ rm -rf "$out"
 mkdir -p "$out"
 mcs -target:library -langversion:6 -warn:4 -warnaserror -nowarn:1701 \
   -doc:"$out/Noxy.xml" -out:"$out/Noxy.dll" bindings/dotnet/src/Noxy/*.cs
-# shellcheck disable=SC2046
-mcs -target:library -langversion:6 -warn:4 -warnaserror -r:"$out/Noxy.dll" -r:System.Core.dll \
-  -r:/usr/lib/cli/nunit.framework-2.6.3/nunit.framework.dll \
+# NUnit's assemblies, from libnunit-cil-dev's pkg-config file (nunit.pc).
+nunit_refs=$(pkg-config --libs nunit) ||
+  { echo "NUnit's nunit.pc is missing: apt-get install libnunit-cil-dev" >&2; exit 1; }
+# shellcheck disable=SC2086
+mcs -target:library -langversion:6 -warn:4 -warnaserror -r:"$out/Noxy.dll" -r:System.Core.dll $nunit_refs \
   -out:"$out/Noxy.Tests.dll" bindings/dotnet/tests/*.cs
 mcs -target:exe -langversion:6 -warn:4 -warnaserror -r:"$out/Noxy.dll" \
   -out:"$out/ExitScenario.exe" bindings/dotnet/tests/exit/ExitScenario.cs
