@@ -37,7 +37,11 @@ mcs -target:library -langversion:6 -warn:4 -warnaserror -r:"$out/Noxy.dll" -r:Sy
   -out:"$out/Noxy.Tests.dll" bindings/dotnet/tests/*.cs
 mcs -target:exe -langversion:6 -warn:4 -warnaserror -r:"$out/Noxy.dll" \
   -out:"$out/ExitScenario.exe" bindings/dotnet/tests/exit/ExitScenario.cs
-echo "built $out/Noxy.dll, Noxy.Tests.dll, ExitScenario.exe"
+mkdir -p "$out/example"
+cp "$out/Noxy.dll" "$out/example/"
+mcs -target:exe -langversion:6 -warn:4 -warnaserror -r:"$out/example/Noxy.dll" \
+  -out:"$out/example/Decide.exe" bindings/dotnet/examples/Decide.cs
+echo "built $out/Noxy.dll, Noxy.Tests.dll, ExitScenario.exe, example/Decide.exe"
 
 # ---- the development relay ----
 state=$(mktemp -d "${TMPDIR:-/tmp}/noxy-dotnet-tests.XXXXXX")
@@ -89,5 +93,42 @@ if [ -s "$out/TestResult.xml" ]; then
 fi
 if [ "$status" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
 if [ "$total" -eq 0 ]; then bad=1; fi
-echo "dotnet: $((total - bad < 0 ? 0 : total - bad)) passed, $bad failed"
+passed=$((total - bad < 0 ? 0 : total - bad))
+
+# The README's example, as the README runs it: found through LD_LIBRARY_PATH, then through a
+# Mono <dllmap> to the soname, without LD_LIBRARY_PATH.
+echo "== the README's example (examples/Decide.cs)"
+export NOXY_ENDPOINT=$NOXY_TEST_ENDPOINT NOXY_CA_PEM_PATH=$NOXY_TEST_CA_PATH NOXY_APP_TOKEN=$token
+example() { # label, then the command
+  local label=$1
+  shift
+  if NOXY_IDENTITY=alice "$@" >"$out/example.out" 2>&1 &&
+    grep -q "^decision .*: Approved$" "$out/example.out"; then
+    echo "  $label: ok ($(cat "$out/example.out"))"
+    passed=$((passed + 1))
+  else
+    cat "$out/example.out" >&2
+    echo "  $label: FAILED" >&2
+    bad=$((bad + 1))
+  fi
+}
+example "LD_LIBRARY_PATH" env LD_LIBRARY_PATH="$release" mono "$out/example/Decide.exe"
+cat >"$out/example/Noxy.dll.config" <<CONFIG
+<configuration>
+  <dllmap dll="noxy" target="$release/libnoxy.so.0"/>
+</configuration>
+CONFIG
+example "dllmap" env -u LD_LIBRARY_PATH mono "$out/example/Decide.exe"
+rm "$out/example/Noxy.dll.config"
+# Without either, the library is not found: the two runs above really used them.
+if env -u LD_LIBRARY_PATH mono "$out/example/Decide.exe" >"$out/example.out" 2>&1 ||
+  ! grep -q "DllNotFoundException" "$out/example.out"; then
+  cat "$out/example.out" >&2
+  echo "  without LD_LIBRARY_PATH or a dllmap the example still found libnoxy: FAILED" >&2
+  bad=$((bad + 1))
+else
+  passed=$((passed + 1))
+fi
+
+echo "dotnet: $passed passed, $bad failed"
 [ "$bad" -eq 0 ]

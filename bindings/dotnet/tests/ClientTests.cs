@@ -700,10 +700,10 @@ namespace Noxy.Tests
             Assert.IsFalse(client.Drain(TimeSpan.FromMilliseconds(50)), "ten outstanding");
             client.Close();
             Assert.IsTrue(client.Drain(TimeSpan.FromSeconds(10)));
-            // After a successful drain every callback has run: every task is complete.
+            // After a successful drain every callback has run; the tasks complete on the
+            // thread pool.
             foreach (Task<DecisionResult> task in tasks)
             {
-                Assert.IsTrue(task.IsCompleted);
                 Wait.Noxy(task, NoxyErrorCode.Cancelled);
             }
             Wait.Noxy(client.GetQuotaAsync(), NoxyErrorCode.Cancelled);

@@ -368,7 +368,9 @@ namespace Noxy
         /// Waits until every async operation of this client has completed, at most
         /// <paramref name="timeout"/> (zero: just check). It cancels nothing: call
         /// <see cref="Close"/> first to end the operations quickly. The orderly shutdown is
-        /// <see cref="Close"/>, <see cref="Drain"/>, <see cref="Dispose"/>.
+        /// <see cref="Close"/>, <see cref="Drain"/>, <see cref="Dispose"/>: after a successful
+        /// drain no callback of this client runs any more (the tasks they completed run their
+        /// continuations on the thread pool).
         /// </summary>
         /// <param name="timeout">The longest wait.</param>
         /// <returns>true when no operation is outstanding; false at the timeout.</returns>
