@@ -27,7 +27,7 @@ echo "== building libnoxy and noxy-devrelay (release)"
 echo "== compiling the binding and its tests (mcs $(mcs --version | sed 's/.* //'))"
 rm -rf "$out"
 mkdir -p "$out"
-mcs -target:library -langversion:6 -warn:4 -warnaserror -nowarn:1701 \
+mcs -target:library -langversion:6 -warn:4 -warnaserror \
   -doc:"$out/Noxy.xml" -out:"$out/Noxy.dll" bindings/dotnet/src/Noxy/*.cs
 # NUnit's assemblies, from libnunit-cil-dev's pkg-config file (nunit.pc).
 nunit_refs=$(pkg-config --libs nunit) ||
