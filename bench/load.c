@@ -157,6 +157,42 @@ static long start_decisions(noxy_client *client, const char *identity, long n,
     return started;
 }
 
+static long thread_count(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL) return -1;
+    char line[256];
+    long threads = -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "Threads:", 8) == 0) threads = strtol(line + 8, NULL, 10);
+    fclose(f);
+    return threads;
+}
+
+/* Phase 0: what an idle client costs, with its own runtime and on the shared one. */
+static void idle_clients(const relay_t *relay, int n) {
+    for (int shared = 1; shared >= 0; shared--) {
+        noxy_client **clients = calloc((size_t)n, sizeof *clients);
+        long rss_before = rss_kib(), threads_before = thread_count();
+        for (int i = 0; i < n; i++) {
+            noxy_config *config = noxy_config_new();
+            noxy_error_free(noxy_config_set_endpoint(config, relay->endpoint));
+            noxy_error_free(noxy_config_set_app_token(config, TOKEN));
+            noxy_error_free(noxy_config_set_ca_pem_file(config, relay->ca_path));
+            noxy_error_free(noxy_config_set_shared_runtime(config, shared));
+            ok("client", noxy_client_new(config, &clients[i]));
+            noxy_config_free(config);
+            quota_remaining(clients[i]); /* connected, then idle */
+        }
+        long rss = rss_kib() - rss_before, threads = thread_count() - threads_before;
+        printf("idle clients (%s runtime): %d clients: +%ld threads (%.1f each), +%ld KiB RSS "
+               "(%.0f KiB each, connected)\n",
+               shared ? "shared" : "own", n, threads, (double)threads / n, rss,
+               (double)rss / n);
+        for (int i = 0; i < n; i++) noxy_free(clients[i]);
+        free(clients);
+    }
+}
+
 /* Phase 1: N waiting decisions. Returns the number of errors. */
 static long concurrent_waits(const relay_t *relay, long n) {
     noxy_client *client = new_client(relay, 1);
@@ -293,6 +329,7 @@ int main(int argc, char **argv) {
     if (relay_start(&relay, plain) != 0) return 2;
     printf("libnoxy %s, relay %s, %d workers per client\n", noxy_version(), relay.endpoint,
            NOXY_DEFAULT_WORKER_THREADS);
+    idle_clients(&relay, 20);
     long problems = concurrent_waits(&relay, waits);
     problems += throughput(&relay, waits < 2000 ? waits : 2000);
     relay_stop(&relay, SIGTERM);

@@ -528,6 +528,35 @@ async fn a_client_is_built_without_a_relay_and_reports_it_unreachable() {
     assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
 }
 
+/// The connect timeout covers the TLS handshake, not only the TCP connect: a peer that accepts
+/// the connection and never answers the ClientHello fails the call at the connect timeout, long
+/// before the request deadline.
+#[tokio::test]
+async fn a_stalled_tls_handshake_ends_at_the_connect_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let accepted = tokio::spawn(async move {
+        // Accept and hold the connections without a byte of answer.
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut config = noxy::ClientConfig::new(format!("127.0.0.1:{port}"), TOKEN);
+    config.connect_timeout = Duration::from_millis(300);
+    config.request_timeout = Duration::from_secs(120);
+    config.retry = noxy::RetryPolicy::none();
+    let client = noxy::Client::new(config).unwrap();
+    let err = tokio::time::timeout(PATIENCE, client.get_quota())
+        .await
+        .expect("the connect timeout ended the call, not the 120 s request deadline")
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+    assert!(err.message().contains("connect timeout"), "{err}");
+    assert!(err.is_transient());
+    accepted.abort();
+}
+
 #[tokio::test]
 async fn a_peer_that_does_not_speak_tls_grpc_is_a_clear_error() {
     let relay = start_relay().await;
