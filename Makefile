@@ -91,8 +91,11 @@ test-load: bench-build
 bench-build: lib
 	$(CARGO) build --release -p noxy-devrelay
 	mkdir -p $(RELEASE)/bench
-	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -g -I$(ROOT)/include -I$(ROOT)/bench \
-	  $(ROOT)/bench/load.c $(RELEASE)/libnoxy.a $(NOXY_STATIC_LIBS) -o $(RELEASE)/bench/load
+	for program in load soak; do \
+	  $(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -g -I$(ROOT)/include -I$(ROOT)/bench \
+	    $(ROOT)/bench/$$program.c $(RELEASE)/libnoxy.a $(NOXY_STATIC_LIBS) \
+	    -o $(RELEASE)/bench/$$program || exit 1; \
+	done
 
 ## test: everything — the README's second command, and what CI runs.
 test: test-rust test-c test-c-valgrind test-c-asan test-load test-go test-dotnet test-swift
