@@ -103,6 +103,8 @@ static long concurrent_waits(const relay_t *relay, long n) {
     noxy_error_free(noxy_send_options_set_ttl_seconds(send, 3600));
     noxy_wait_options *wait = wait_options();
     long rss_before = rss_kib(), heap_before = heap_in_use_kib();
+    long relay_rss_before = relay_rss_kib(relay);
+    double relay_cpu_before = relay_cpu_s(relay);
     long routed_before = atomic_load(&g_routed), polls_before = atomic_load(&g_polls);
     double t0 = now_s();
     long started = start_decisions(client, "waiter", n, send, wait);
@@ -113,11 +115,13 @@ static long concurrent_waits(const relay_t *relay, long n) {
     /* Every decision has been polled at least twice on average: steady state between polls. */
     int polled = wait_counter(&g_polls, polls_before + 2 * started, 600);
     long rss_waiting = rss_kib(), heap_waiting = heap_in_use_kib();
+    long relay_rss_waiting = relay_rss_kib(relay);
     long polled_more = atomic_load(&g_polls) + started;
     wait_counter(&g_polls, polled_more, 600);
     long rss_later = rss_kib();
     long errors_while_waiting = tally_done(); /* nothing may end: the device never answers */
     double t2 = now_s();
+    double relay_cpu = relay_cpu_s(relay) - relay_cpu_before;
     ok("close", noxy_client_close(client));
     int drained = ok("drain", noxy_client_drain(client, 120000));
     double t3 = now_s();
@@ -137,6 +141,9 @@ static long concurrent_waits(const relay_t *relay, long n) {
     printf("  %.1f s of waiting, %ld polls; close + drain: %ld cancelled in %.2f s%s\n", t2 - t1,
            atomic_load(&g_polls) - polls_before, cancelled, t3 - t2,
            drained ? "" : " (DRAIN TIMED OUT)");
+    printf("  the relay: RSS %ld KiB before, %ld KiB with all waiting; %.1f s of CPU over the "
+           "%.1f s of routing and waiting (%.0f %% of one core)\n",
+           relay_rss_before, relay_rss_waiting, relay_cpu, t2 - t0, 100.0 * relay_cpu / (t2 - t0));
     if (g_tally.first_error[0]) printf("  first error: %s\n", g_tally.first_error);
     return (started != n) + !routed + !polled + errors_while_waiting + !drained +
            (cancelled != started);
