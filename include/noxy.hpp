@@ -50,7 +50,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <future>
 #include <limits>
 #include <memory>

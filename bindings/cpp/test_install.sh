@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test-install`: the installation as a packager and a user see it.
 #
+# 0. The README's C++ example is bindings/cpp/examples/example.cpp.
 # 1. `make install DESTDIR=<tmp>/stage PREFIX=/usr/local`: exactly the expected files, the
 #    shared library's real file with the full version and its two links, the soname, headers
 #    equal to the checkout's, .pc and CMake files naming /usr/local (never the stage or the
@@ -50,6 +51,20 @@ check() { # description command...: one check
 listing() { (cd "$1" && find . \( -type f -o -type l \) | sed 's|^\.||' | sort); }
 # Never touch the machine's dynamic linker cache from a test.
 install_args=(LDCONFIG=true)
+
+# The README shows the example program verbatim.
+readme_example() {
+  awk '/^<!-- bindings\/cpp\/examples\/example.cpp -->$/ { found = 1; next }
+       found && /^```cpp$/ { inside = 1; next }
+       inside && /^```$/ { exit }
+       inside { print }' "$root/README.md"
+}
+if diff <(readme_example) "$here/examples/example.cpp" >"$work/readme.diff"; then
+  ok "README.md shows bindings/cpp/examples/example.cpp as it is"
+else
+  cat "$work/readme.diff" >&2
+  fail "README.md shows bindings/cpp/examples/example.cpp as it is"
+fi
 
 echo "== building noxy-devrelay (release)"
 "$CARGO" build --release -p noxy-devrelay
