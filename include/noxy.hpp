@@ -31,9 +31,14 @@
 //   callable runs on the client's completion thread, exactly once when the start succeeded and
 //   never when it failed (then the Result<Operation> holds the error; a future holds it too).
 //   Callables must not throw: they must be callable as noexcept (checked at compile time), as
-//   an exception must never unwind into the C library. In a callable, do not block (blocking
-//   calls fail there with invalid_argument; never wait on a future of the same client there:
-//   its completion would wait for this callable to return).
+//   an exception must never unwind into the C library (for the same reason, running out of
+//   memory while a result is copied on the completion thread terminates). In a callable, do
+//   not block (blocking calls fail there with invalid_argument; never wait on a future of the
+//   same client there: its completion would wait for this callable to return), and use the
+//   client only if it is sure to outlive the callable (capture a std::shared_ptr<Client>).
+// - Operation. Destroying a noxy::Operation releases the handle without cancelling: dropping
+//   the handle of a fire-and-forget operation must not end it (as with std::future and
+//   std::thread::detach); cancel() explicitly, or pass a std::stop_token.
 // - Shutdown. ~Client calls noxy_free, which never blocks: operations in flight end with
 //   ErrorCode::cancelled and their callables still run, possibly after the destructor returned
 //   (they own what they captured by value). To be sure no callable runs any more, call

@@ -202,5 +202,5 @@ relay_stop
 "$MAKE" -s -C "$root" uninstall PREFIX="$prefix" DESTDIR= "${install_args[@]}" >/dev/null
 check "make uninstall leaves no file in the prefix" test -z "$(listing "$prefix")"
 
-echo "install tests: $passed passed, $failed failed"
+echo "test-install: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
