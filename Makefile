@@ -26,7 +26,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' $(ROOT)/Cargo.toml | he
 # What `make install` installs and `make uninstall` removes, under $(DESTDIR).
 INSTALLED := $(INCLUDEDIR)/noxy.h $(INCLUDEDIR)/noxy.hpp \
   $(LIBDIR)/libnoxy.so.$(VERSION) $(LIBDIR)/libnoxy.so.0 $(LIBDIR)/libnoxy.so $(LIBDIR)/libnoxy.a \
-  $(LIBDIR)/pkgconfig/noxy.pc \
+  $(LIBDIR)/pkgconfig/noxy.pc $(LIBDIR)/pkgconfig/noxy-static.pc \
   $(LIBDIR)/cmake/noxy/noxy-config.cmake $(LIBDIR)/cmake/noxy/noxy-config-version.cmake
 
 .PHONY: lib header examples test-c test-c-valgrind test-c-asan demo test test-rust test-cpp \
@@ -74,7 +74,7 @@ demo: examples
 
 ## install: builds (`lib`) and installs into $(DESTDIR)$(PREFIX): noxy.h and noxy.hpp in
 ## INCLUDEDIR; libnoxy.so.$(VERSION) (soname libnoxy.so.0) with the links libnoxy.so.0 and
-## libnoxy.so, libnoxy.a, pkgconfig/noxy.pc and cmake/noxy/ (noxy::shared, noxy::static,
+## libnoxy.so, libnoxy.a, pkgconfig/noxy.pc, pkgconfig/noxy-static.pc and cmake/noxy/ (noxy::shared, noxy::static,
 ## noxy::cpp) in LIBDIR. The .pc and CMake files name the installation's paths.
 install: lib
 	@case "$(PREFIX)$(LIBDIR)$(INCLUDEDIR)" in *" "*) echo "install: paths with spaces are not supported" >&2; exit 2 ;; esac
@@ -91,7 +91,7 @@ install: lib
 	tmp=$$(mktemp -d) && \
 	  $(ROOT)/pkg/generate.sh $$tmp/noxy.pc $(PREFIX) $(LIBDIR) $(INCLUDEDIR) && \
 	  $(ROOT)/pkg/generate.sh $$tmp/noxy-config.cmake $(PREFIX) $(LIBDIR) $(INCLUDEDIR) && \
-	  $(INSTALL) -m 644 $$tmp/noxy.pc $(DESTDIR)$(LIBDIR)/pkgconfig/noxy.pc && \
+	  $(INSTALL) -m 644 $$tmp/noxy.pc $$tmp/noxy-static.pc $(DESTDIR)$(LIBDIR)/pkgconfig/ && \
 	  $(INSTALL) -m 644 $$tmp/noxy-config.cmake $$tmp/noxy-config-version.cmake \
 	    $(DESTDIR)$(LIBDIR)/cmake/noxy/ && \
 	  rm -rf $$tmp

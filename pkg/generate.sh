@@ -2,10 +2,13 @@
 # Writes libnoxy's pkg-config file or its CMake package config, with the given paths.
 #   pkg/generate.sh OUT PREFIX LIBDIR INCLUDEDIR
 #
-# OUT ending in .pc: noxy.pc from pkg/noxy.pc.in. `pkg-config --libs noxy` links the shared
-#   library; `pkg-config --static --libs noxy` adds the native libraries that the static
-#   libnoxy.a needs (rustc --print native-static-libs). LIBDIR and INCLUDEDIR under PREFIX are
-#   written as ${prefix}/..., so that `pkg-config --define-prefix` can relocate a staged copy.
+# OUT ending in .pc: noxy.pc from pkg/noxy.pc.in, and noxy-static.pc beside it from
+#   pkg/noxy-static.pc.in. `pkg-config --libs noxy` links the shared library;
+#   `pkg-config --libs noxy-static` names libnoxy.a by its path (a `-lnoxy` would pick
+#   libnoxy.so whenever both sit in one directory, whatever `--static` says) and the native
+#   libraries it needs (rustc --print native-static-libs). LIBDIR and INCLUDEDIR under PREFIX
+#   are written as ${prefix}/..., so that `pkg-config --define-prefix` can relocate a staged
+#   copy.
 # OUT ending in noxy-config.cmake: that file from pkg/noxy-config.cmake.in (imported targets
 #   noxy::shared, noxy::static and noxy::cpp), and noxy-config-version.cmake beside it.
 #
@@ -50,7 +53,10 @@ generate() {
 }
 
 case "$out" in
-*.pc) generate "$here/noxy.pc.in" "$out" ;;
+*.pc)
+  generate "$here/noxy.pc.in" "$out"
+  generate "$here/noxy-static.pc.in" "$(dirname "$out")/noxy-static.pc"
+  ;;
 *noxy-config.cmake)
   generate "$here/noxy-config.cmake.in" "$out"
   generate "$here/noxy-config-version.cmake.in" "$(dirname "$out")/noxy-config-version.cmake"

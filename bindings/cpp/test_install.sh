@@ -77,7 +77,8 @@ stage=$work/stage
 expected=$(printf '%s\n' /usr/local/include/noxy.h /usr/local/include/noxy.hpp \
   /usr/local/lib/cmake/noxy/noxy-config-version.cmake /usr/local/lib/cmake/noxy/noxy-config.cmake \
   /usr/local/lib/libnoxy.a /usr/local/lib/libnoxy.so /usr/local/lib/libnoxy.so.0 \
-  "/usr/local/lib/libnoxy.so.$version" /usr/local/lib/pkgconfig/noxy.pc | sort)
+  "/usr/local/lib/libnoxy.so.$version" /usr/local/lib/pkgconfig/noxy.pc \
+  /usr/local/lib/pkgconfig/noxy-static.pc | sort)
 if [ "$(listing "$stage")" = "$expected" ]; then
   ok "installs exactly the expected files"
 else
@@ -137,6 +138,17 @@ if (cd "$src" && "$CC" -std=c99 -Wall -Wextra -Werror blocking.c $flags -Wl,-rpa
 else
   cat "$work/pc-build.log" >&2
   fail "C and C++ examples build with pkg-config"
+fi
+
+static_flags=$(pkg-config --cflags --libs noxy-static | sed 's/ *$//')
+# shellcheck disable=SC2086 # the flags are words
+if (cd "$src" && "$CC" -std=c99 -Wall -Wextra -Werror blocking.c $static_flags \
+  -o "$bin/blocking-pc-static") >"$work/pc-static-build.log" 2>&1 &&
+  ! readelf -d "$bin/blocking-pc-static" | grep -q 'NEEDED.*libnoxy'; then
+  ok "the C example links statically with pkg-config noxy-static (no libnoxy.so needed)"
+else
+  cat "$work/pc-static-build.log" >&2
+  fail "the C example links statically with pkg-config noxy-static (no libnoxy.so needed)"
 fi
 
 echo "== find_package(noxy)"
