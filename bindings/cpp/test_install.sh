@@ -170,8 +170,13 @@ log_names_no_checkout() { ! grep -qF "$root" "$work/cmake.log"; }
 check "no compile or link line names the checkout" log_names_no_checkout
 
 loads_installed() { # binary: needs libnoxy.so.0 and the loader resolves it in the prefix
-  readelf -d "$1" | grep -q 'NEEDED.*\[libnoxy.so.0\]' &&
-    ldd "$1" | grep -qF "libnoxy.so.0 => $prefix/lib/libnoxy.so.0"
+  # Outputs captured first: `grep -q` closing a pipe early would fail the producer (pipefail).
+  local dynamic libraries
+  dynamic=$(readelf -d "$1")
+  libraries=$(ldd "$1")
+  grep -q 'NEEDED.*\[libnoxy.so.0\]' <<<"$dynamic" &&
+    grep -qF "libnoxy.so.0 => $prefix/lib/libnoxy.so.0" <<<"$libraries" ||
+    { printf '%s\n%s\n' "$dynamic" "$libraries" >&2; return 1; }
 }
 for program in blocking-pc example-pc blocking-cmake example-cmake; do
   [ -x "$bin/$program" ] || continue
