@@ -103,12 +103,14 @@ class JavaApiTest {
 
     @Test
     void futureErrorIsTheCause() {
-        CompletableFuture<Quota> future = new NoxyClient(
-                new NoxyConfig(TestRelay.INSTANCE.getEndpoint(), "wrong-token").withCaPemFile(TestRelay.INSTANCE.getCaPath()))
-                .getQuotaAsync();
-        ExecutionException e = assertThrows(ExecutionException.class, () -> future.get(30, TimeUnit.SECONDS));
-        NoxyException cause = assertInstanceOf(NoxyException.class, e.getCause());
-        assertEquals(NoxyErrorCode.UNAUTHENTICATED, cause.getCode());
+        NoxyConfig wrong = new NoxyConfig(TestRelay.INSTANCE.getEndpoint(), "wrong-token")
+                .withCaPemFile(TestRelay.INSTANCE.getCaPath());
+        try (NoxyClient other = new NoxyClient(wrong)) {
+            CompletableFuture<Quota> future = other.getQuotaAsync();
+            ExecutionException e = assertThrows(ExecutionException.class, () -> future.get(30, TimeUnit.SECONDS));
+            NoxyException cause = assertInstanceOf(NoxyException.class, e.getCause());
+            assertEquals(NoxyErrorCode.UNAUTHENTICATED, cause.getCode());
+        }
     }
 
     @Test

@@ -2,6 +2,7 @@ package network.noxy
 
 import kotlinx.coroutines.runBlocking
 import network.noxy.internal.Logging
+import network.noxy.internal.NoxyNative
 import network.noxy.internal.Operations
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
@@ -25,6 +26,17 @@ class LifecycleTest {
         assertTrue(ca.message.contains("ca_pem_path"), ca.message)
         expectNoxy(NoxyErrorCode.INVALID_ARGUMENT) { NoxyClient(TestRelay.config().withCaPem("x")) }
         expectNoxy(NoxyErrorCode.INVALID_ARGUMENT) { NoxyClient(TestRelay.config().copy(appToken = "tok\u0000en")) }
+    }
+
+    @Test
+    fun `a library of another ABI version is refused`() {
+        assertTrue(NoxyNative.compatible("0.1.0", "0.1.0"))
+        assertTrue(NoxyNative.compatible("0.1.7", "0.1.0"))
+        assertFalse(NoxyNative.compatible("0.2.0", "0.1.0"))
+        assertFalse(NoxyNative.compatible("1.1.0", "0.1.0"))
+        assertTrue(NoxyNative.compatible("1.4.2", "1.0.0"))
+        assertFalse(NoxyNative.compatible("2.0.0", "1.0.0"))
+        assertFalse(NoxyNative.compatible("", "0.1.0"))
     }
 
     @Test

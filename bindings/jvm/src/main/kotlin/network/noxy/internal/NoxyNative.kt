@@ -63,6 +63,21 @@ internal object NoxyNative {
 
     init {
         Native.register(NoxyNative::class.java, library)
+        val version = noxy_version()?.getString(0, "UTF-8") ?: ""
+        if (!compatible(version, network.noxy.Noxy.BINDING_VERSION)) {
+            throw UnsatisfiedLinkError(
+                "libnoxy $version at ${library.file ?: library.name}: this binding needs " +
+                    network.noxy.Noxy.BINDING_VERSION.substringBeforeLast('.') + ".x",
+            )
+        }
+    }
+
+    /** The ABI changes with the major version, and in 0.x with the minor: those must match. */
+    fun compatible(library: String, binding: String): Boolean {
+        val lib = library.split('.')
+        val our = binding.split('.')
+        if (lib.size != 3 || lib[0] != our[0]) return false
+        return our[0] != "0" || lib[1] == our[1]
     }
 
     // ---- version, names ----
