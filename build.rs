@@ -3,8 +3,11 @@ use std::path::{Path, PathBuf};
 fn main() {
     let fds =
         protox::compile(["proto/agent.proto"], ["proto"]).expect("proto/agent.proto compiles");
+    // Messages only: the transport makes its unary calls itself (src/transport.rs), with
+    // buffers sized for these messages.
     tonic_prost_build::configure()
         .build_server(false)
+        .build_client(false)
         .compile_fds(fds)
         .expect("tonic stubs generate");
     println!("cargo:rerun-if-changed=proto/agent.proto");

@@ -18,7 +18,7 @@
  * Linking:
  * - shared: -lnoxy (soname libnoxy.so.0), or `pkg-config --cflags --libs noxy`
  * - static: libnoxy.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
- *   (or `pkg-config --static --cflags --libs noxy`)
+ *   (or `pkg-config --cflags --libs noxy-static`)
  */
 
 #ifndef NOXY_H

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::answers;
 use crate::cancel::Cancel;
 use crate::config::{normalize_endpoint, ClientConfig};
 use crate::error::{Error, Result};
 use crate::proto;
-use crate::transport::{final_answer, Transport};
+use crate::transport::{final_answer, Rpc, Transport};
 
 /// A client of the Noxy relay. Clones share one HTTP/2 connection and one closed state.
 ///
@@ -25,6 +26,8 @@ pub(crate) struct Inner {
     pub(crate) closed: CancellationToken,
     /// The relay as `host:port`: the namespace of ids derived from idempotency keys.
     pub(crate) id_scope: String,
+    /// Decisions being routed at once (see `send_with`).
+    pub(crate) routing: tokio::sync::Semaphore,
 }
 
 /// A device registered for an identity, as the relay lists it.
@@ -76,12 +79,14 @@ impl Client {
         }
         let transport = Transport::new(&config)?;
         let address = normalize_endpoint(&config.endpoint)?;
+        let routing = tokio::sync::Semaphore::new(config.max_concurrent_requests as usize);
         Ok(Client {
             inner: Arc::new(Inner {
                 transport,
                 config,
                 closed: CancellationToken::new(),
                 id_scope: format!("{}:{}", address.host, address.port),
+                routing,
             }),
         })
     }
@@ -123,29 +128,18 @@ impl Client {
             request_id: new_request_id(),
             identity_id: identity_id.to_owned(),
         };
-        let response = self
+        let response: proto::GetIdentityDevicesResponse = self
             .inner
             .transport
             .call(
-                "GetIdentityDevices",
+                Rpc::GetIdentityDevices,
                 cancel,
                 true,
                 final_answer,
-                |mut stub, timeout| {
-                    let request = timed(request.clone(), timeout);
-                    async move { stub.get_identity_devices(request).await }
-                },
+                &request,
             )
             .await?;
-        Ok(response
-            .devices
-            .into_iter()
-            .map(|device| IdentityDevice {
-                device_id: device.device_id,
-                public_key: device.public_key,
-                pq_public_key: device.pq_public_key,
-            })
-            .collect())
+        Ok(answers::devices(response))
     }
 
     /// The app's quota.
@@ -153,51 +147,24 @@ impl Client {
         let request = proto::GetQuotaRequest {
             request_id: new_request_id(),
         };
-        let response = self
+        let response: proto::GetQuotaResponse = self
             .inner
             .transport
             .call(
-                "GetQuota",
+                Rpc::GetQuota,
                 &self.cancel_for(None),
                 true,
                 final_answer,
-                |mut stub, timeout| {
-                    let request = timed(request.clone(), timeout);
-                    async move { stub.get_quota(request).await }
-                },
+                &request,
             )
             .await?;
-        let status = match response.status {
-            0 => QuotaStatus::Active,
-            1 => QuotaStatus::Suspended,
-            2 => QuotaStatus::Deleted,
-            other => {
-                // The relay's Rust SDK reads an unknown status as ACTIVE; guessing is worse
-                // than saying so.
-                return Err(Error::protocol(format!(
-                    "GetQuota: unknown quota status {other}"
-                )));
-            }
-        };
-        Ok(Quota {
-            app_name: response.app_name,
-            quota_total: response.quota_total,
-            quota_remaining: response.quota_remaining,
-            status,
-        })
+        answers::quota(response)
     }
 }
 
 /// A fresh random request id (UUID v4).
 pub(crate) fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// Wraps a message in a request that tells the relay our deadline (`grpc-timeout`).
-pub(crate) fn timed<T>(message: T, timeout: std::time::Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(timeout);
-    request
 }
 
 pub(crate) fn require_non_empty(field: &str, value: &str) -> Result<()> {

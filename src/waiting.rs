@@ -6,15 +6,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::answers;
 use crate::backoff::Backoff;
 use crate::cancel::Cancel;
-use crate::client::{new_request_id, require_non_empty, timed, Client};
+use crate::client::{new_request_id, require_non_empty, Client};
 use crate::config::{check_duration, check_jitter, check_multiplier};
 use crate::error::{Error, ErrorCode, Result};
 use crate::payload::Payload;
 use crate::proto;
 use crate::routing::{DecisionError, SendOptions, SendResult};
-use crate::transport::final_answer;
+use crate::transport::{final_answer, Rpc};
 
 /// A decision's outcome (`DecisionOutcome` on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -141,35 +142,18 @@ impl Client {
             decision_id: decision_id.to_owned(),
             identity_id: identity_id.to_owned(),
         };
-        let answer = self
+        let answer: proto::GetDecisionOutcomeResponse = self
             .inner
             .transport
             .call(
-                "GetDecisionOutcome",
+                Rpc::GetDecisionOutcome,
                 cancel,
                 retry,
                 final_answer,
-                |mut stub, timeout| {
-                    let request = timed(request.clone(), timeout);
-                    async move { stub.get_decision_outcome(request).await }
-                },
+                &request,
             )
             .await?;
-        let outcome = match answer.outcome {
-            0 => DecisionOutcome::Pending,
-            1 => DecisionOutcome::Approved,
-            2 => DecisionOutcome::Rejected,
-            3 => DecisionOutcome::Expired,
-            other => {
-                return Err(Error::protocol(format!(
-                    "GetDecisionOutcome: unknown decision outcome {other}"
-                )))
-            }
-        };
-        Ok(DecisionState {
-            pending: answer.pending,
-            outcome,
-        })
+        answers::decision_state(answer)
     }
 
     /// Polls until the decision is terminal, the budget `options.max_wait` is used up
@@ -187,6 +171,21 @@ impl Client {
         let cancel = self.cancel_for(options.cancel.as_ref());
         self.wait_with(decision_id, identity_id, options, &cancel)
             .await
+    }
+
+    /// `wait_for_decision_outcome` for an operation that owns its inputs (the C ABI's async
+    /// calls); the decision id comes back with the state.
+    pub(crate) async fn wait_owned(
+        self,
+        decision_id: String,
+        identity_id: String,
+        options: WaitOptions,
+    ) -> Result<(String, DecisionState)> {
+        let cancel = self.cancel_for(options.cancel.as_ref());
+        let state = self
+            .wait_with(&decision_id, &identity_id, &options, &cancel)
+            .await?;
+        Ok((decision_id, state))
     }
 
     pub(crate) async fn wait_with(
@@ -217,7 +216,8 @@ impl Client {
         loop {
             polls += 1;
             let poll_started = Instant::now();
-            let poll = self.poll_outcome(decision_id, identity_id, cancel, false);
+            // Boxed: a poll's state exists only while it runs, not while the wait sleeps.
+            let poll = Box::pin(self.poll_outcome(decision_id, identity_id, cancel, false));
             match tokio::time::timeout_at(deadline, poll).await {
                 Err(_deadline) => return Err(timed_out()),
                 Ok(Ok(state)) if is_terminal_outcome(&state) => return Ok(state),

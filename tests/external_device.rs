@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// One HTTP/1.1 exchange over loopback (the API is tiny; a client library would be overkill).
 async fn http(
     base_url: &str,
+    token: &str,
     method: &str,
     path: &str,
     body: Option<serde_json::Value>,
@@ -22,7 +23,7 @@ async fn http(
     let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -51,9 +52,11 @@ fn unb64(value: &serde_json::Value) -> Vec<u8> {
 async fn an_http_registered_device_decrypts_and_approves_a_decision() {
     let relay = start_relay().await;
     let base = relay.http_url();
+    let token = relay.http_token();
     let keys = DeviceKeyPair::generate().unwrap();
     let (status, registered) = http(
         &base,
+        token,
         "POST",
         &format!("/v1/apps/{APP}/identities/dana/devices"),
         Some(serde_json::json!({ "pq_public_key": b64(keys.public_key()) })),
@@ -73,6 +76,7 @@ async fn an_http_registered_device_decrypts_and_approves_a_decision() {
 
     let (status, decisions) = http(
         &base,
+        token,
         "GET",
         &format!("/v1/devices/{device_id}/decisions"),
         None,
@@ -94,6 +98,7 @@ async fn an_http_registered_device_decrypts_and_approves_a_decision() {
 
     let (status, answered) = http(
         &base,
+        token,
         "POST",
         &format!("/v1/devices/{device_id}/decisions/{}", sent.decision_id),
         Some(serde_json::json!({ "answer": "approve" })),
@@ -109,6 +114,7 @@ async fn an_http_registered_device_decrypts_and_approves_a_decision() {
     // First answer wins: a late reject is refused.
     let (status, _) = http(
         &base,
+        token,
         "POST",
         &format!("/v1/devices/{device_id}/decisions/{}", sent.decision_id),
         Some(serde_json::json!({ "answer": "reject" })),

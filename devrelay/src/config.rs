@@ -29,6 +29,12 @@ pub struct DevRelayConfig {
     pub apps: Vec<AppConfig>,
     /// Fault injection; all zero (the default) means off.
     pub faults: FaultConfig,
+    /// Allow `grpc_addr` and `http_addr` to be other than loopback addresses. Off by default:
+    /// the relay then refuses to start on `0.0.0.0` or a network interface, because its
+    /// HTTP API lets whoever reaches it (with the access token) answer decisions.
+    pub allow_non_loopback: bool,
+    /// Memory bounds: eviction, inbox and registration caps.
+    pub limits: Limits,
 }
 
 impl Default for DevRelayConfig {
@@ -39,6 +45,42 @@ impl Default for DevRelayConfig {
             state_dir: None,
             apps: Vec::new(),
             faults: FaultConfig::default(),
+            allow_non_loopback: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What the relay keeps, and for how long: everything it stores is bounded by these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// A decision (its deliveries, ciphertexts, inbox entries, request-id answers and
+    /// decryption records) is evicted this long after it became terminal (answered, or
+    /// expired at its TTL). The answer to a request that created no decision (NO_DEVICES,
+    /// REJECTED) is kept as long after it was given. Afterwards the relay answers as for an
+    /// unknown decision or request. Default 10 minutes.
+    pub eviction_grace: Duration,
+    /// Deliveries a device may hold (queued or delivered, until evicted). A RouteDecision
+    /// beyond it is refused with RESOURCE_EXHAUSTED, not stored nor charged. Default 10 000.
+    pub max_inbox_entries: usize,
+    /// Ciphertext bytes (`kyber_ct` + `nonce` + `ciphertext`) the relay holds in all. A
+    /// RouteDecision beyond it is refused with RESOURCE_EXHAUSTED. Default 512 MiB.
+    pub max_stored_bytes: u64,
+    /// Devices an identity may have; a registration beyond it is refused. Default 32.
+    pub max_devices_per_identity: usize,
+    /// Devices an app may get registered over the HTTP API (or `register_device`); a
+    /// registration beyond it is refused. Default 1 000.
+    pub max_registered_devices_per_app: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            eviction_grace: Duration::from_secs(600),
+            max_inbox_entries: 10_000,
+            max_stored_bytes: 512 << 20,
+            max_devices_per_identity: 32,
+            max_registered_devices_per_app: 1000,
         }
     }
 }
@@ -284,6 +326,17 @@ pub struct FaultConfig {
     pub latency: Duration,
     /// Fraction (0..=1) of calls that never answer (until the client gives up).
     pub stall_fraction: f64,
+    /// Fraction (0..=1) of calls whose connection the relay drops (no GOAWAY, no TLS
+    /// close_notify) before acting on them.
+    pub close_before_fraction: f64,
+    /// Fraction (0..=1) of calls whose connection the relay drops after acting on them.
+    pub close_after_fraction: f64,
+    /// Fraction (0..=1) of calls refused with GOAWAY on their connection and
+    /// `RST_STREAM(REFUSED_STREAM)` on their stream, before the relay acts.
+    pub goaway_before_fraction: f64,
+    /// Fraction (0..=1) of calls the relay acts on, then sends GOAWAY and closes the
+    /// connection (after [`crate::GOAWAY_DRAIN`]) without answering them.
+    pub goaway_after_fraction: f64,
     /// RPC method names the faults apply to (e.g. `["RouteDecision"]`); `None` means all.
     pub methods: Option<Vec<String>>,
 }
@@ -291,10 +344,41 @@ pub struct FaultConfig {
 impl FaultConfig {
     /// True when no fault is configured.
     pub fn is_off(&self) -> bool {
-        self.unavailable_before_fraction <= 0.0
-            && self.unavailable_after_fraction <= 0.0
-            && self.stall_fraction <= 0.0
-            && self.latency.is_zero()
+        self.fractions().iter().all(|(_, f)| *f <= 0.0) && self.latency.is_zero()
+    }
+
+    /// Every fraction with its field name.
+    pub(crate) fn fractions(&self) -> [(&'static str, f64); 7] {
+        [
+            (
+                "unavailable_before_fraction",
+                self.unavailable_before_fraction,
+            ),
+            (
+                "unavailable_after_fraction",
+                self.unavailable_after_fraction,
+            ),
+            ("stall_fraction", self.stall_fraction),
+            ("close_before_fraction", self.close_before_fraction),
+            ("close_after_fraction", self.close_after_fraction),
+            ("goaway_before_fraction", self.goaway_before_fraction),
+            ("goaway_after_fraction", self.goaway_after_fraction),
+        ]
+    }
+
+    /// Clamps every fraction to 0..=1 (NaN to 0).
+    pub(crate) fn clamp(&mut self) {
+        for f in [
+            &mut self.unavailable_before_fraction,
+            &mut self.unavailable_after_fraction,
+            &mut self.stall_fraction,
+            &mut self.close_before_fraction,
+            &mut self.close_after_fraction,
+            &mut self.goaway_before_fraction,
+            &mut self.goaway_after_fraction,
+        ] {
+            *f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
+        }
     }
 }
 
@@ -309,6 +393,21 @@ pub enum FailWhen {
     /// relay might: unknown enum values (delivery status 99, decision outcome 42, quota status
     /// 7), or for `GetIdentityDevices` the first device's `pq_public_key` cut to 100 bytes.
     MalformedAnswer,
+    /// The relay drops the call's connection (TLS and TCP, without GOAWAY or close_notify)
+    /// and does nothing: the client sees the connection end (EOF or RST), as when a relay
+    /// process dies.
+    CloseConnectionBeforeActing,
+    /// The relay acts on the call (delivers, charges, stores the answer of the request id),
+    /// then drops the connection without answering.
+    CloseConnectionAfterActing,
+    /// The relay sends GOAWAY on the call's connection and resets the call's stream with
+    /// `REFUSED_STREAM` (HTTP/2: not processed, safe to retry) without acting; the
+    /// connection's other calls finish, then it closes. The client sees UNAVAILABLE.
+    GoawayBeforeActing,
+    /// The relay acts on the call, sends GOAWAY, and closes the connection
+    /// [`crate::GOAWAY_DRAIN`] later without answering the call: a graceful shutdown whose
+    /// drain time ran out.
+    GoawayAfterActing,
 }
 
 mod duration_ms {

@@ -5,13 +5,27 @@ use std::time::Duration;
 
 use crate::config::{FailWhen, FaultConfig};
 
+/// How a call fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Answer UNAVAILABLE.
+    Unavailable,
+    /// Drop the connection.
+    CloseConnection,
+    /// GOAWAY on the connection (before acting: and refuse the stream; after acting: and
+    /// close the connection after a short drain).
+    Goaway,
+}
+
 /// What to do to one call.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct FaultAction {
     pub latency: Duration,
     pub stall: bool,
-    pub fail_before: bool,
-    pub fail_after: bool,
+    /// Fail before acting.
+    pub before: Option<Failure>,
+    /// Act, then fail.
+    pub after: Option<Failure>,
     pub malformed: bool,
 }
 
@@ -39,9 +53,15 @@ impl SplitMix64 {
 pub(crate) struct Faults {
     config: FaultConfig,
     rng: SplitMix64,
+    /// Draws for the connection faults, from a second generator so that a seed keeps failing
+    /// the same calls with the first three kinds of fault as before they existed.
+    conn_rng: SplitMix64,
     /// Per method, runs of scripted failures: (how, how many calls are left).
     scripted: HashMap<String, VecDeque<(FailWhen, u32)>>,
 }
+
+/// Mixed into the seed of the connection faults' generator.
+const CONN_SEED_MIX: u64 = 0x636f_6e6e_6563_7421;
 
 /// Normalises a method name: `/noxy.agent.AgentService/RouteDecision` → `RouteDecision`.
 pub(crate) fn short_method(method: &str) -> &str {
@@ -52,6 +72,7 @@ impl Faults {
     pub fn new(config: FaultConfig) -> Self {
         Faults {
             rng: SplitMix64(config.seed),
+            conn_rng: SplitMix64(config.seed ^ CONN_SEED_MIX),
             config,
             scripted: HashMap::new(),
         }
@@ -60,6 +81,7 @@ impl Faults {
     /// Replaces the random fault configuration (and reseeds). Scripted failures stay.
     pub fn set(&mut self, config: FaultConfig) {
         self.rng = SplitMix64(config.seed);
+        self.conn_rng = SplitMix64(config.seed ^ CONN_SEED_MIX);
         self.config = config;
     }
 
@@ -89,9 +111,18 @@ impl Faults {
     pub fn decide(&mut self, method: &str) -> FaultAction {
         let method = short_method(method);
         if let Some(when) = self.next_scripted(method) {
+            let (before, after) = match when {
+                FailWhen::BeforeActing => (Some(Failure::Unavailable), None),
+                FailWhen::AfterActing => (None, Some(Failure::Unavailable)),
+                FailWhen::MalformedAnswer => (None, None),
+                FailWhen::CloseConnectionBeforeActing => (Some(Failure::CloseConnection), None),
+                FailWhen::CloseConnectionAfterActing => (None, Some(Failure::CloseConnection)),
+                FailWhen::GoawayBeforeActing => (Some(Failure::Goaway), None),
+                FailWhen::GoawayAfterActing => (None, Some(Failure::Goaway)),
+            };
             return FaultAction {
-                fail_before: when == FailWhen::BeforeActing,
-                fail_after: when == FailWhen::AfterActing,
+                before,
+                after,
                 malformed: when == FailWhen::MalformedAnswer,
                 ..FaultAction::default()
             };
@@ -105,26 +136,46 @@ impl Faults {
                 return FaultAction::default();
             }
         }
-        let (stall_f, before_f, after_f, latency) = (
-            c.stall_fraction,
-            c.unavailable_before_fraction,
-            c.unavailable_after_fraction,
-            c.latency,
-        );
-        // Always draw the three numbers so that the sequence depends on the call count only.
+        // Always draw the same numbers so that the sequence depends on the call count only.
         let (a, b, d) = (
             self.rng.next_f64(),
             self.rng.next_f64(),
             self.rng.next_f64(),
         );
-        let stall = a < stall_f;
-        let fail_before = !stall && b < before_f;
-        let fail_after = !stall && !fail_before && d < after_f;
+        let (e, f, g, h) = (
+            self.conn_rng.next_f64(),
+            self.conn_rng.next_f64(),
+            self.conn_rng.next_f64(),
+            self.conn_rng.next_f64(),
+        );
+        let stall = a < c.stall_fraction;
+        let before = if stall {
+            None
+        } else if b < c.unavailable_before_fraction {
+            Some(Failure::Unavailable)
+        } else if e < c.close_before_fraction {
+            Some(Failure::CloseConnection)
+        } else if f < c.goaway_before_fraction {
+            Some(Failure::Goaway)
+        } else {
+            None
+        };
+        let after = if stall || before.is_some() {
+            None
+        } else if d < c.unavailable_after_fraction {
+            Some(Failure::Unavailable)
+        } else if g < c.close_after_fraction {
+            Some(Failure::CloseConnection)
+        } else if h < c.goaway_after_fraction {
+            Some(Failure::Goaway)
+        } else {
+            None
+        };
         FaultAction {
-            latency,
+            latency: c.latency,
             stall,
-            fail_before,
-            fail_after,
+            before,
+            after,
             malformed: false,
         }
     }
@@ -143,8 +194,8 @@ mod tests {
             FailWhen::AfterActing,
         );
         assert!(f.decide("GetQuota") == FaultAction::default());
-        assert!(f.decide("RouteDecision").fail_after);
-        assert!(f.decide("RouteDecision").fail_after);
+        assert_eq!(f.decide("RouteDecision").after, Some(Failure::Unavailable));
+        assert_eq!(f.decide("RouteDecision").after, Some(Failure::Unavailable));
         assert_eq!(f.decide("RouteDecision"), FaultAction::default());
     }
 
@@ -155,9 +206,9 @@ mod tests {
         f.fail_next("GetQuota", 0, FailWhen::MalformedAnswer);
         // "Fail from now on": once stored as 4 billion queue entries.
         f.fail_next("GetQuota", u32::MAX, FailWhen::AfterActing);
-        assert!(f.decide("GetQuota").fail_before);
+        assert_eq!(f.decide("GetQuota").before, Some(Failure::Unavailable));
         for _ in 0..1000 {
-            assert!(f.decide("GetQuota").fail_after);
+            assert_eq!(f.decide("GetQuota").after, Some(Failure::Unavailable));
         }
     }
 
@@ -178,11 +229,57 @@ mod tests {
         };
         let a = run(&cfg);
         assert_eq!(a, run(&cfg));
-        let before = a.iter().filter(|x| x.fail_before).count();
-        let after = a.iter().filter(|x| x.fail_after).count();
+        let before = a.iter().filter(|x| x.before.is_some()).count();
+        let after = a.iter().filter(|x| x.after.is_some()).count();
         assert!((30..90).contains(&before), "{before}");
         assert!((20..80).contains(&after), "{after}");
         let mut f = Faults::new(cfg);
         assert_eq!(f.decide("GetQuota"), FaultAction::default());
+    }
+
+    #[test]
+    fn connection_faults_are_drawn_and_scripted() {
+        let cfg = FaultConfig {
+            seed: 9,
+            close_before_fraction: 0.25,
+            goaway_before_fraction: 0.25,
+            close_after_fraction: 0.25,
+            goaway_after_fraction: 0.25,
+            ..FaultConfig::default()
+        };
+        let mut f = Faults::new(cfg.clone());
+        let draws: Vec<_> = (0..400).map(|_| f.decide("GetQuota")).collect();
+        for kind in [Failure::CloseConnection, Failure::Goaway] {
+            assert!(draws.iter().any(|d| d.before == Some(kind)), "{kind:?}");
+            assert!(draws.iter().any(|d| d.after == Some(kind)), "{kind:?}");
+        }
+        assert!(draws
+            .iter()
+            .all(|d| d.before.is_none() || d.after.is_none()));
+        assert!(draws
+            .iter()
+            .any(|d| d.before.is_none() && d.after.is_none()));
+
+        // The connection faults do not change which calls the older faults hit.
+        let old = FaultConfig {
+            seed: 9,
+            unavailable_before_fraction: 0.3,
+            ..FaultConfig::default()
+        };
+        let with_conn = FaultConfig {
+            close_after_fraction: 0.5,
+            ..old.clone()
+        };
+        let (mut a, mut b) = (Faults::new(old), Faults::new(with_conn));
+        for _ in 0..200 {
+            let (x, y) = (a.decide("GetQuota"), b.decide("GetQuota"));
+            assert_eq!(x.before, y.before);
+        }
+
+        let mut f = Faults::new(FaultConfig::default());
+        f.fail_next("GetQuota", 1, FailWhen::GoawayAfterActing);
+        f.fail_next("GetQuota", 1, FailWhen::CloseConnectionBeforeActing);
+        assert_eq!(f.decide("GetQuota").after, Some(Failure::Goaway));
+        assert_eq!(f.decide("GetQuota").before, Some(Failure::CloseConnection));
     }
 }

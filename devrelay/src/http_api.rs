@@ -10,28 +10,119 @@
 //! | `GET /v1/inspect` | | the [`crate::Inspection`] snapshot |
 //!
 //! Errors are JSON `{"error": "..."}` with a 4xx status.
+//!
+//! No web page may drive it. Every request must
+//! 1. name the relay itself in `Host` (`127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`, or
+//!    the bound address): a DNS-rebinding page names its own host → 403;
+//! 2. carry the per-run access token as `Authorization: Bearer <token>`: a browser never adds
+//!    it by itself, and a cross-origin page cannot set it without a CORS preflight, which
+//!    the relay never approves → 401;
+//! 3. for a `POST`, have `Content-Type: application/json` (a form or `text/plain` body is
+//!    what a page can send without a preflight) → 415.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::state::{AnswerResult, RegisterError, Relay};
 
 type AppState = Arc<Relay>;
 
+/// Who may call the HTTP API: the token and the `Host` values naming the relay.
+#[derive(Clone)]
+struct Gate {
+    token: Arc<str>,
+    hosts: Arc<[String]>,
+}
+
+/// The `Host` values a request may carry for a server bound to `addr`.
+pub(crate) fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let mut hosts = vec![
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    // The bound address itself (it differs from the above only with --allow-non-loopback,
+    // or for another loopback address such as 127.0.0.2).
+    let bound = addr.to_string();
+    if !hosts.contains(&bound) {
+        hosts.push(bound);
+    }
+    hosts
+}
+
+/// The checks of the module documentation, before any route runs.
+async fn gate(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    if !host.is_some_and(|h| gate.hosts.contains(&h)) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the Host header must name this relay (127.0.0.1, localhost or [::1] with its port)",
+        )
+        .into_response();
+    }
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let authorized = token.is_some_and(|t| {
+        use subtle::ConstantTimeEq as _;
+        bool::from(t.as_bytes().ct_eq(gate.token.as_bytes()))
+    });
+    if !authorized {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong access token: send `Authorization: Bearer <token>` with the \
+             token the relay printed at start (also in its ready file as http_token)",
+        )
+        .into_response();
+    }
+    if req.method() == Method::POST {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
 /// The device API router. Every error, including those of axum itself (a path segment that
 /// is not UTF-8, a wrong method, a body over axum's 2 MB limit), is a JSON `{"error"}`.
-pub(crate) fn router(relay: Arc<Relay>) -> Router {
+pub(crate) fn router(relay: Arc<Relay>, token: &str, addr: SocketAddr) -> Router {
+    let gate_state = Gate {
+        token: token.into(),
+        hosts: allowed_hosts(addr).into(),
+    };
     Router::new()
         .route(
             "/v1/apps/{app_name}/identities/{identity_id}/devices",
@@ -49,6 +140,7 @@ pub(crate) fn router(relay: Arc<Relay>) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         })
         .with_state(relay)
+        .layer(middleware::from_fn_with_state(gate_state, gate))
 }
 
 /// A 4xx answer with a JSON `{"error": ...}` body.
@@ -94,8 +186,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<
     }
 }
 
-/// A JSON body, parsed whatever the content type (`curl -d` sends a form type) and with every
-/// rejection an [`ApiError`].
+/// A JSON body (its content type was checked by [`gate`]), with every rejection an
+/// [`ApiError`].
 struct Body<T>(T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
@@ -140,6 +232,7 @@ async fn register_device(
         .map_err(|e| match e {
             RegisterError::UnknownApp => ApiError::not_found(format!("no app named {app_name:?}")),
             RegisterError::Invalid(msg) => ApiError::bad_request(msg),
+            RegisterError::Limit(msg) => ApiError::new(StatusCode::CONFLICT, msg),
         })?;
     tracing::info!(app = %app_name, %device_id, "device registered over HTTP");
     Ok(Json(json!({ "device_id": device_id })).into_response())
@@ -149,10 +242,41 @@ async fn list_decisions(
     State(relay): State<AppState>,
     Params(device_id): Params<String>,
 ) -> Result<Response, ApiError> {
-    match relay.device_decisions(&device_id) {
-        Some(list) => Ok(Json(list).into_response()),
-        None => Err(ApiError::not_found("no such device")),
-    }
+    let items = relay
+        .device_decisions(&device_id)
+        .ok_or_else(|| ApiError::not_found("no such device"))?;
+    // Encoded here, outside the relay's lock.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let views: Vec<InboxView> = items
+        .iter()
+        .map(|item| {
+            let e = &*item.envelope;
+            InboxView {
+                decision_id: &e.decision_id,
+                request_id: &e.request_id,
+                kyber_ct: b64.encode(&e.kyber_ct),
+                nonce: b64.encode(&e.nonce),
+                ciphertext: b64.encode(&e.ciphertext),
+                ttl_seconds: e.ttl_seconds,
+                delivered_at_unix_ms: item.delivered_at_unix_ms,
+                outcome: item.outcome.name(),
+            }
+        })
+        .collect();
+    Ok(Json(views).into_response())
+}
+
+/// A decision as listed for a device.
+#[derive(Serialize)]
+struct InboxView<'a> {
+    decision_id: &'a str,
+    request_id: &'a str,
+    kyber_ct: String,
+    nonce: String,
+    ciphertext: String,
+    ttl_seconds: u32,
+    delivered_at_unix_ms: u64,
+    outcome: &'static str,
 }
 
 #[derive(Deserialize)]

@@ -28,13 +28,12 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub mod config;
 mod device;
 mod error;
 mod faults;
+mod grpc_server;
 mod http_api;
 mod service;
 mod state;
@@ -42,13 +41,19 @@ mod tls;
 
 pub use config::{
     AppConfig, AppStatus, DevRelayConfig, DevicePolicy, FailWhen, FaultConfig, FileConfig,
-    IdentityConfig, DEFAULT_TTL_SECONDS,
+    IdentityConfig, Limits, DEFAULT_TTL_SECONDS,
 };
 pub use device::{KYBER_CT_LEN, NONCE_LEN, PQ_PUBLIC_KEY_LEN, TAG_LEN};
 pub use error::DevRelayError;
+pub use grpc_server::{
+    CONNECTION_WINDOW_BYTES, GOAWAY_DRAIN, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT,
+    MAX_CONCURRENT_STREAMS, MAX_FRAME_BYTES, MAX_HEADER_LIST_BYTES, MAX_LOCAL_ERROR_RESETS,
+    MAX_PENDING_ACCEPT_RESETS, STREAM_WINDOW_BYTES, TLS_HANDSHAKE_TIMEOUT,
+};
 pub use state::{
     DecisionRecord, DecryptFailureRecord, DecryptedRecord, DeliveryRecord, Inspection,
 };
+pub use tls::{RENEW_BEFORE_DAYS, VALIDITY_DAYS};
 
 /// The largest gRPC request the relay decodes (tonic's default, made explicit). A bigger one,
 /// e.g. a 100 MB ciphertext, is refused with OUT_OF_RANGE before the relay acts on it.
@@ -67,6 +72,7 @@ pub struct DevRelay {
     relay: Arc<state::Relay>,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    http_token: String,
     ca_pem: String,
     ca_path: PathBuf,
     cancel: CancellationToken,
@@ -85,27 +91,56 @@ impl std::fmt::Debug for DevRelay {
     }
 }
 
-fn check_fraction(name: &str, v: f64) -> Result<(), DevRelayError> {
-    if (0.0..=1.0).contains(&v) {
-        Ok(())
-    } else {
-        Err(DevRelayError::Config(format!(
-            "{name} must be between 0 and 1, got {v}"
-        )))
+fn check_faults(f: &FaultConfig) -> Result<(), DevRelayError> {
+    for (name, v) in f.fractions() {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(DevRelayError::Config(format!(
+                "{name} must be between 0 and 1, got {v}"
+            )));
+        }
     }
+    Ok(())
 }
 
-fn check_faults(f: &FaultConfig) -> Result<(), DevRelayError> {
-    check_fraction("unavailable_before_fraction", f.unavailable_before_fraction)?;
-    check_fraction("unavailable_after_fraction", f.unavailable_after_fraction)?;
-    check_fraction("stall_fraction", f.stall_fraction)
+/// Refuses addresses other than loopback unless allowed; warns loudly when allowed.
+fn check_bind(config: &DevRelayConfig) -> Result<(), DevRelayError> {
+    for (what, addr) in [("gRPC", config.grpc_addr), ("HTTP", config.http_addr)] {
+        if addr.ip().is_loopback() {
+            continue;
+        }
+        if !config.allow_non_loopback {
+            return Err(DevRelayError::Config(format!(
+                "refusing to listen for {what} on {addr}: not a loopback address. Anyone who \
+                 reaches the relay could try its app tokens and, with its HTTP access token, \
+                 answer decisions; use 127.0.0.1 or ::1, or allow it explicitly \
+                 (--allow-non-loopback, DevRelayConfig::allow_non_loopback)"
+            )));
+        }
+        tracing::warn!(
+            %addr,
+            "the {what} server listens on a non-loopback address (allowed explicitly): other \
+             machines can reach this development relay"
+        );
+    }
+    Ok(())
+}
+
+/// A random access token for the HTTP API: 32 bytes from the OS, in hex.
+fn new_http_token() -> Result<String, DevRelayError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| DevRelayError::Config(format!("no randomness for the access token: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl DevRelay {
     /// Creates (or reuses) the TLS material, the apps and simulated devices, and starts the
     /// gRPC server (TLS) and the HTTP device API. Both are listening when this returns.
+    ///
+    /// Refuses addresses other than loopback unless `allow_non_loopback` is set.
     pub async fn start(config: DevRelayConfig) -> Result<DevRelay, DevRelayError> {
         check_faults(&config.faults)?;
+        check_bind(&config)?;
         let (material, temp_dir) = match &config.state_dir {
             Some(dir) => (tls::load_or_create(dir)?, None),
             None => {
@@ -116,9 +151,11 @@ impl DevRelay {
                 (tls::load_or_create(dir.path())?, Some(dir))
             }
         };
+        let http_token = new_http_token()?;
         let cancel = CancellationToken::new();
         let relay = Arc::new(state::Relay::new(
             &config.apps,
+            config.limits.clone(),
             faults::Faults::new(config.faults.clone()),
             cancel.clone(),
             tokio::runtime::Handle::current(),
@@ -137,24 +174,20 @@ impl DevRelay {
             .local_addr()
             .map_err(|e| DevRelayError::io("reading the HTTP address", e))?;
 
-        let identity = Identity::from_pem(&material.server_cert_pem, &material.server_key_pem);
-        let server = Server::builder().tls_config(ServerTlsConfig::new().identity(identity))?;
+        let acceptor = grpc_server::tls_acceptor(&material)?;
         let svc = proto::agent_service_server::AgentServiceServer::new(service::RelayService {
             relay: relay.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
-        let grpc_cancel = cancel.clone();
-        let grpc_task = tokio::spawn(async move {
-            if let Err(e) = server
-                .serve_with_incoming_shutdown(svc, incoming, grpc_cancel.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %e, "gRPC server stopped");
-            }
-        });
+        let grpc_task = tokio::spawn(grpc_server::serve(
+            grpc_listener,
+            acceptor,
+            svc,
+            relay.clone(),
+            cancel.clone(),
+        ));
 
-        let app = http_api::router(relay.clone());
+        let app = http_api::router(relay.clone(), &http_token, http_addr);
         let http_cancel = cancel.clone();
         let http_task = tokio::spawn(async move {
             if let Err(e) = axum::serve(http_listener, app)
@@ -164,16 +197,18 @@ impl DevRelay {
                 tracing::error!(error = %e, "HTTP device API stopped");
             }
         });
+        let sweeper_task = tokio::spawn(relay.clone().run_sweeper());
 
         tracing::info!(%grpc_addr, %http_addr, "noxy-devrelay started");
         Ok(DevRelay {
             relay,
             grpc_addr,
             http_addr,
+            http_token,
             ca_pem: material.ca_pem,
             ca_path: material.ca_path,
             cancel,
-            tasks: vec![grpc_task, http_task],
+            tasks: vec![grpc_task, http_task, sweeper_task],
             _temp_dir: temp_dir,
         })
     }
@@ -196,6 +231,26 @@ impl DevRelay {
     /// The address the HTTP device API is bound to.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The HTTP API's access token, new at every start: send it as
+    /// `Authorization: Bearer <token>` on every HTTP request.
+    pub fn http_token(&self) -> &str {
+        &self.http_token
+    }
+
+    /// Writes the ready file: `{"endpoint", "ca_path", "http_url", "http_token"}` as JSON,
+    /// atomically (a new temporary file beside it, then a rename) and readable by this user
+    /// only (0600), since it holds the access token.
+    pub fn write_ready_file(&self, path: &Path) -> Result<(), DevRelayError> {
+        let ca_path = std::fs::canonicalize(&self.ca_path).unwrap_or_else(|_| self.ca_path.clone());
+        let body = serde_json::json!({
+            "endpoint": self.endpoint(),
+            "ca_path": ca_path,
+            "http_url": self.http_url(),
+            "http_token": self.http_token,
+        });
+        tls::write_file(path, &format!("{body}\n"), true)
     }
 
     /// The CA certificate (PEM) that signed the server certificate: trust it to connect.
@@ -235,23 +290,20 @@ impl DevRelay {
             .register_device(app_name, identity_id, pq_public_key.to_vec(), None)
             .map_err(|e| match e {
                 state::RegisterError::UnknownApp => format!("no app named {app_name:?}"),
-                state::RegisterError::Invalid(msg) => msg,
+                state::RegisterError::Invalid(msg) | state::RegisterError::Limit(msg) => msg,
             })
     }
 
     /// Replaces the random fault configuration at run time (reseeding the generator).
     /// Scripted failures from [`DevRelay::fail_next`] are kept. Fractions are clamped to 0..=1.
     pub fn set_faults(&self, mut faults: FaultConfig) {
-        let clamp = |v: f64| if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
-        faults.unavailable_before_fraction = clamp(faults.unavailable_before_fraction);
-        faults.unavailable_after_fraction = clamp(faults.unavailable_after_fraction);
-        faults.stall_fraction = clamp(faults.stall_fraction);
+        faults.clamp();
         self.relay.faults().set(faults);
     }
 
-    /// Makes the next `count` calls of `method` (e.g. `"RouteDecision"`) fail with
-    /// UNAVAILABLE, before or after the relay acts on them. Deterministic; takes precedence
-    /// over random faults.
+    /// Makes the next `count` calls of `method` (e.g. `"RouteDecision"`) fail as `when`
+    /// says: UNAVAILABLE, a dropped connection or a GOAWAY, before or after the relay acts on
+    /// them, or a malformed answer. Deterministic; takes precedence over random faults.
     pub fn fail_next(&self, method: &str, count: u32, when: FailWhen) {
         self.relay.faults().fail_next(method, count, when);
     }
@@ -266,42 +318,39 @@ impl DevRelay {
         self.relay.set_quota_remaining(app_name, remaining)
     }
 
-    /// A snapshot of deliveries, decisions, decryptions and quotas.
+    /// A snapshot of deliveries, decisions, decryptions, quotas and counters. Its lists are
+    /// built from what the relay holds (eviction bounds them); prefer [`DevRelay::wait_for`]
+    /// to polling it.
     pub fn inspect(&self) -> Inspection {
         self.relay.inspect()
     }
 
-    /// Waits until `pred` holds on the inspection snapshot (re-checked on every change of the
-    /// relay's state), at most `timeout`; returns whether it holds. Use it instead of sleeping.
+    /// Waits until `pred` holds on the inspection snapshot, at most `timeout`; returns whether
+    /// it holds. Use it instead of sleeping. A new snapshot is taken only when the relay's
+    /// state has changed since the last one, and changes that happen while the waiter is busy
+    /// are seen together, so a waiter never costs one snapshot per change under load.
     pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&Inspection) -> bool) -> bool {
         self.relay.wait_for(timeout, pred).await
     }
 
     /// Waits until the decision `decision_id` of app `app_name` is terminal, at most `timeout`;
-    /// returns its outcome (`APPROVED`, `REJECTED`, `EXPIRED`) or `None` on timeout.
+    /// returns its outcome (`APPROVED`, `REJECTED`, `EXPIRED`) or `None` on timeout (or when
+    /// there is no such decision). Looks the decision up directly, without a snapshot.
     pub async fn wait_for_outcome(
         &self,
         app_name: &str,
         decision_id: &str,
         timeout: Duration,
     ) -> Option<String> {
-        let find = |i: &Inspection| {
-            i.decisions
-                .iter()
-                .find(|d| {
-                    d.app_name == app_name && d.decision_id == decision_id && d.outcome != "PENDING"
-                })
-                .map(|d| d.outcome.clone())
-        };
-        if self.relay.wait_for(timeout, |i| find(i).is_some()).await {
-            find(&self.relay.inspect())
-        } else {
-            None
-        }
+        self.relay
+            .wait_for_outcome(app_name, decision_id, timeout)
+            .await
+            .map(|o| o.name().to_string())
     }
 
-    /// Stops both servers and the simulated devices, and waits (at most a few seconds each)
-    /// for them to finish; what is still running then is aborted.
+    /// Stops both servers (each gRPC connection gets a GOAWAY), the sweeper and the simulated
+    /// devices, and waits (at most a few seconds each) for them to finish; what is still
+    /// running then is aborted.
     pub async fn shutdown(mut self) {
         const GRACE: Duration = Duration::from_secs(5);
         self.cancel.cancel();

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use noxy_devrelay::config::parse_identity_spec;
-use noxy_devrelay::{AppConfig, DevRelay, DevRelayConfig, DevicePolicy, FaultConfig, FileConfig};
+use noxy_devrelay::{
+    AppConfig, DevRelay, DevRelayConfig, DevicePolicy, FaultConfig, FileConfig, Limits,
+};
 
 /// A development relay for Noxy decisions: serves noxy.agent.AgentService over TLS on loopback,
 /// with simulated devices (real ML-KEM-768 keys) and an HTTP/JSON device API.
@@ -47,10 +49,39 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Once both servers listen, write {"endpoint","ca_path","http_url"} as JSON to this file
-    /// (atomically: a temporary file, then a rename).
+    /// Once both servers listen, write {"endpoint","ca_path","http_url","http_token"} as JSON
+    /// to this file (atomically: a temporary file, then a rename; mode 0600, as it holds the
+    /// HTTP access token).
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+
+    /// Allow --listen and --http-listen to be addresses other than loopback (e.g. 0.0.0.0).
+    /// Without it the relay refuses them: other machines could then reach it.
+    #[arg(long)]
+    allow_non_loopback: bool,
+
+    /// Seconds a decision is kept after it became terminal (answered or expired), with its
+    /// deliveries, ciphertexts and request-id answers; afterwards it is unknown (NOT_FOUND).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    eviction_grace: u64,
+
+    /// Deliveries one device may hold until they are evicted; RouteDecision beyond it is
+    /// refused with RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_inbox: usize,
+
+    /// Ciphertext the relay may hold in all, in MiB; RouteDecision beyond it is refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    max_stored_mib: u64,
+
+    /// Devices one identity may have; a registration beyond it is refused (409).
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    max_devices_per_identity: usize,
+
+    /// Devices one app may get registered over HTTP; a registration beyond it is refused (409).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_registered_devices: usize,
 
     /// Seed of the deterministic fault generator.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -71,6 +102,23 @@ struct Cli {
     /// Fraction (0..1) of calls that never answer (until the client gives up).
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
     fault_stall: f64,
+
+    /// Fraction (0..1) of calls whose connection is dropped (no GOAWAY) before the relay acts.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    fault_close_before: f64,
+
+    /// Fraction (0..1) of calls whose connection is dropped after the relay has acted on them.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    fault_close_after: f64,
+
+    /// Fraction (0..1) of calls refused with GOAWAY (and REFUSED_STREAM) before the relay acts.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    fault_goaway_before: f64,
+
+    /// Fraction (0..1) of calls the relay acts on, then sends GOAWAY and closes the connection
+    /// without answering them.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    fault_goaway_after: f64,
 
     /// Comma-separated RPC names the faults apply to (e.g. RouteDecision,GetDecisionOutcome);
     /// all RPCs when absent.
@@ -120,6 +168,10 @@ fn build_config(cli: &Cli) -> Result<DevRelayConfig, String> {
         unavailable_after_fraction: cli.fault_unavailable_after,
         latency: Duration::from_millis(cli.fault_latency_ms),
         stall_fraction: cli.fault_stall,
+        close_before_fraction: cli.fault_close_before,
+        close_after_fraction: cli.fault_close_after,
+        goaway_before_fraction: cli.fault_goaway_before,
+        goaway_after_fraction: cli.fault_goaway_after,
         methods: cli.fault_methods.clone(),
     };
     let faults = if flag_faults.is_off() {
@@ -143,21 +195,15 @@ fn build_config(cli: &Cli) -> Result<DevRelayConfig, String> {
         state_dir: Some(cli.state_dir.clone()),
         apps,
         faults,
+        allow_non_loopback: cli.allow_non_loopback,
+        limits: Limits {
+            eviction_grace: Duration::from_secs(cli.eviction_grace),
+            max_inbox_entries: cli.max_inbox,
+            max_stored_bytes: cli.max_stored_mib.saturating_mul(1 << 20),
+            max_devices_per_identity: cli.max_devices_per_identity,
+            max_registered_devices_per_app: cli.max_registered_devices,
+        },
     })
-}
-
-fn write_ready_file(path: &std::path::Path, relay: &DevRelay, ca_path: &str) -> Result<(), String> {
-    let body = serde_json::json!({
-        "endpoint": relay.endpoint(),
-        "ca_path": ca_path,
-        "http_url": relay.http_url(),
-    });
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    std::fs::write(&tmp, format!("{body}\n"))
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("renaming to {}: {e}", path.display()))
 }
 
 async fn wait_for_signal() {
@@ -198,15 +244,34 @@ async fn run(cli: Cli) -> Result<(), String> {
         .iter()
         .map(|a| format!("{} (quota {}, {})", a.name, a.quota, a.status))
         .collect();
+    let exposed = [config.grpc_addr, config.http_addr]
+        .iter()
+        .any(|a| !a.ip().is_loopback());
     let relay = DevRelay::start(config).await.map_err(|e| e.to_string())?;
     let ca_path = std::fs::canonicalize(relay.ca_path())
         .unwrap_or_else(|_| relay.ca_path().to_path_buf())
         .display()
         .to_string();
+    if exposed {
+        eprintln!();
+        eprintln!(
+            "WARNING: noxy-devrelay listens on a non-loopback address (--allow-non-loopback):"
+        );
+        eprintln!(
+            "WARNING: other machines can reach it. It is a development relay: its app tokens"
+        );
+        eprintln!("WARNING: are in its configuration, and its HTTP API answers decisions for");
+        eprintln!("WARNING: whoever has the access token. Use it on a network you trust only.");
+        eprintln!();
+    }
     println!("noxy-devrelay is running");
     println!("  endpoint: {}", relay.endpoint());
     println!("  ca:       {ca_path}");
     println!("  http:     {}", relay.http_url());
+    println!(
+        "  token:    {} (HTTP API: Authorization: Bearer <token>)",
+        relay.http_token()
+    );
     for app in &app_summary {
         println!("  app:      {app}");
     }
@@ -216,7 +281,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     }
     if let Some(path) = &cli.ready_file {
-        write_ready_file(path, &relay, &ca_path)?;
+        relay.write_ready_file(path).map_err(|e| e.to_string())?;
     }
     wait_for_signal().await;
     println!("noxy-devrelay: stopping");

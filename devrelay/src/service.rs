@@ -7,13 +7,15 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::config::AppStatus;
+use crate::faults::Failure;
+use crate::grpc_server::{ConnControl, StreamControl};
 use crate::proto::agent_service_server::AgentService;
 use crate::proto::{
     DeliveryOutcome, GetDecisionOutcomeRequest, GetDecisionOutcomeResponse,
     GetIdentityDevicesRequest, GetIdentityDevicesResponse, GetQuotaRequest, GetQuotaResponse,
     IdentityDevice, QuotaStatus, RouteDecisionRequest,
 };
-use crate::state::{Outcome, Relay};
+use crate::state::{Outcome, Relay, RouteError};
 
 /// The service implementation handed to tonic.
 pub(crate) struct RelayService {
@@ -57,9 +59,10 @@ impl RelayService {
             self.relay.cancel.cancelled().await;
             return Err(Status::unavailable("relay shutting down"));
         }
-        if action.fail_before {
-            tracing::info!(method, "fault injection: UNAVAILABLE before acting");
-            return Err(Status::unavailable("injected fault (before acting)"));
+        let conn = request.extensions().get::<ConnControl>().cloned();
+        let stream = request.extensions().get::<StreamControl>().cloned();
+        if let Some(failure) = action.before {
+            return Err(inject(method, failure, false, conn, stream).await);
         }
         let Some(app) = bearer_token(request.metadata()).and_then(|t| self.relay.authenticate(t))
         else {
@@ -81,12 +84,69 @@ impl RelayService {
             }
             response
         });
-        if action.fail_after && result.is_ok() {
-            tracing::info!(method, app = %app_name, "fault injection: UNAVAILABLE after acting");
-            return Err(Status::unavailable("injected fault (after acting)"));
+        if let (Some(failure), true) = (action.after, result.is_ok()) {
+            return Err(inject(method, failure, true, conn, stream).await);
         }
         tracing::info!(method, app = %app_name, ?code, "call");
         result.map(Response::new)
+    }
+}
+
+/// Makes a call fail as `failure` says, before or after the relay `acted`; returns the status
+/// to answer (which for a connection fault nobody receives).
+async fn inject(
+    method: &'static str,
+    failure: Failure,
+    acted: bool,
+    conn: Option<ConnControl>,
+    stream: Option<StreamControl>,
+) -> Status {
+    let when = if acted {
+        "after acting"
+    } else {
+        "before acting"
+    };
+    let (Failure::CloseConnection | Failure::Goaway, Some(conn)) = (failure, conn) else {
+        // Plain UNAVAILABLE (also the fallback for a request without connection control,
+        // which the relay's own server never produces).
+        tracing::info!(method, when, "fault injection: UNAVAILABLE");
+        return Status::unavailable(format!("injected fault ({when})"));
+    };
+    match failure {
+        Failure::CloseConnection => {
+            tracing::info!(
+                method,
+                when,
+                connection = conn.id(),
+                "fault injection: closing the connection"
+            );
+            conn.close_abruptly();
+            // Answer only once the connection is gone, so that the answer never arrives.
+            conn.closed().await;
+            Status::unavailable(format!("injected connection close ({when})"))
+        }
+        _ if !acted => {
+            tracing::info!(
+                method,
+                connection = conn.id(),
+                "fault injection: GOAWAY, stream refused"
+            );
+            conn.goaway();
+            if let Some(stream) = stream {
+                stream.refuse();
+            }
+            Status::unavailable("injected GOAWAY (before acting): stream refused")
+        }
+        _ => {
+            tracing::info!(
+                method,
+                connection = conn.id(),
+                "fault injection: GOAWAY, then close without answering"
+            );
+            conn.goaway_then_close();
+            conn.closed().await;
+            Status::unavailable("injected GOAWAY (after acting)")
+        }
     }
 }
 
@@ -132,7 +192,10 @@ impl AgentService for RelayService {
     ) -> Result<Response<DeliveryOutcome>, Status> {
         self.call("RouteDecision", request, |relay, app, req| {
             let request_id = req.request_id.clone();
-            let (status, decision_id) = relay.route(app, req).map_err(Status::invalid_argument)?;
+            let (status, decision_id) = relay.route(app, req).map_err(|e| match e {
+                RouteError::Invalid(msg) => Status::invalid_argument(msg),
+                RouteError::Exhausted(msg) => Status::resource_exhausted(msg),
+            })?;
             tracing::info!(?status, "RouteDecision outcome");
             Ok(DeliveryOutcome {
                 status: status as i32,
@@ -170,12 +233,12 @@ impl AgentService for RelayService {
         request: Request<GetQuotaRequest>,
     ) -> Result<Response<GetQuotaResponse>, Status> {
         self.call("GetQuota", request, |relay, app, req| {
-            let (app_name, total, remaining, status) = relay
+            let (total, remaining, status) = relay
                 .quota(app)
                 .ok_or_else(|| Status::internal("app vanished"))?;
             Ok(GetQuotaResponse {
                 request_id: req.request_id,
-                app_name,
+                app_name: relay.app_name(app).to_string(),
                 quota_total: total,
                 quota_remaining: remaining,
                 status: match status {

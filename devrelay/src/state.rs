@@ -1,18 +1,31 @@
 //! The relay's state and semantics: apps, identities, devices, decisions, idempotency, quota,
-//! expiry, first answer wins, simulated devices and the inspection snapshot.
+//! expiry, first answer wins, eviction, simulated devices and the inspection snapshot.
+//!
+//! Layout, with persistence in mind (plain data, one copy of each ciphertext):
+//! - decisions in a map by a sequence number (creation order), indexed by `(app, decision_id)`;
+//!   each holds its deliveries (one per device at most), and each delivery the one copy of
+//!   its envelope (`Arc`, shared with a simulated device's work and with HTTP listings);
+//! - each device an inbox of `delivery seq → decision seq` and the set of what is queued;
+//! - request-id answers by `(app, request_id)`;
+//! - one schedule of what is due when (a decision's expiry, its eviction, the forgetting of
+//!   an answer that created no decision), served by one sweeper task.
+//!
+//! Every RPC takes the lock once and does work bounded by the number of devices of one
+//! identity, never by history. Bearer tokens and app names never change and are read
+//! without the lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AppConfig, AppStatus, DevicePolicy, DEFAULT_TTL_SECONDS};
+use crate::config::{AppConfig, AppStatus, DevicePolicy, Limits, DEFAULT_TTL_SECONDS};
 use crate::device::{self, SecretKey, KYBER_CT_LEN, NONCE_LEN, TAG_LEN};
 use crate::error::DevRelayError;
 use crate::faults::Faults;
@@ -48,16 +61,17 @@ impl Outcome {
     }
 }
 
-/// A snapshot of what the relay has done, for tests (also served as JSON at `GET /v1/inspect`).
+/// A snapshot of what the relay holds and has done, for tests (also served as JSON at
+/// `GET /v1/inspect`). Lists hold what has not been evicted yet; counters count since start.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Inspection {
     /// `RouteDecision` calls received, including failed, injected-fault and repeated ones.
     pub route_calls: u64,
     /// One record per `(request_id, device_id)` actually delivered (or queued).
     pub deliveries: Vec<DeliveryRecord>,
-    /// Every decision the relay accepted, in creation order.
+    /// Every decision the relay holds, in creation order.
     pub decisions: Vec<DecisionRecord>,
-    /// How many deliveries simulated devices could not decrypt or parse.
+    /// How many deliveries simulated devices could not decrypt or parse (since start).
     pub decrypt_failures: u64,
     /// Details of those failures (device, decision, reason; never key material or plaintext).
     pub decrypt_failure_details: Vec<DecryptFailureRecord>,
@@ -68,6 +82,12 @@ pub struct Inspection {
     pub late_answers: u64,
     /// Remaining quota per app name.
     pub quota_remaining: BTreeMap<String, u64>,
+    /// gRPC connections the relay has accepted (TCP), since start.
+    pub connections_accepted: u64,
+    /// Decisions evicted (a grace period after they became terminal), since start.
+    pub evicted_decisions: u64,
+    /// Ciphertext bytes the relay holds now (bounded by `Limits::max_stored_bytes`).
+    pub stored_bytes: u64,
 }
 
 /// One delivery of a decision to a device.
@@ -81,7 +101,9 @@ pub struct DeliveryRecord {
     pub device_id: String,
     /// The decision delivered.
     pub decision_id: String,
-    /// How many times this `(request_id, device_id)` was delivered: stays 1 under retries.
+    /// How many times this `(request_id, device_id)` was delivered: 1, since neither a
+    /// repeated request id nor another request for the same decision and device delivers
+    /// again.
     pub count: u64,
 }
 
@@ -122,8 +144,9 @@ pub struct DecryptFailureRecord {
     pub reason: String,
 }
 
-/// An encrypted decision as delivered to a device: ciphertext only.
-#[derive(Debug, Clone)]
+/// An encrypted decision as delivered to a device: ciphertext only. Never changes once
+/// stored; shared by reference.
+#[derive(Debug)]
 pub(crate) struct Envelope {
     pub decision_id: String,
     pub request_id: String,
@@ -131,13 +154,41 @@ pub(crate) struct Envelope {
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
     pub ttl_seconds: u32,
-    pub delivered_at_unix_ms: u64,
 }
 
-struct InboxEntry {
-    envelope: Envelope,
+impl Envelope {
+    fn stored_bytes(&self) -> u64 {
+        (self.kyber_ct.len() + self.nonce.len() + self.ciphertext.len()) as u64
+    }
+}
+
+/// What a simulated device made of a delivery.
+#[derive(Debug, Clone)]
+enum SimResult {
+    Decrypted { plaintext_sha256_hex: String },
+    Failed { reason: &'static str },
+}
+
+/// One decision delivered (or queued) to one device.
+struct Delivery {
+    /// Key in the device's inbox.
+    seq: u64,
+    device_id: String,
+    envelope: Arc<Envelope>,
     /// False while queued on an offline device.
     delivered: bool,
+    delivered_at_unix_ms: u64,
+    sim: Option<SimResult>,
+}
+
+impl Delivery {
+    fn status(&self) -> DeliveryStatus {
+        if self.delivered {
+            DeliveryStatus::Delivered
+        } else {
+            DeliveryStatus::Queued
+        }
+    }
 }
 
 struct SimDevice {
@@ -152,16 +203,39 @@ struct Device {
     pq_public_key: Vec<u8>,
     online: bool,
     sim: Option<SimDevice>,
-    inbox: Vec<InboxEntry>,
+    /// delivery seq → decision seq, in routing order.
+    inbox: BTreeMap<u64, u64>,
+    /// The delivery seqs of the inbox still queued.
+    queued: BTreeSet<u64>,
+}
+
+/// What never changes about an app: read without the lock.
+struct AppMeta {
+    name: String,
 }
 
 struct App {
-    name: String,
     quota_total: u64,
     quota_remaining: u64,
     status: AppStatus,
     /// identity id → device ids in registration order.
     identities: BTreeMap<String, Vec<String>>,
+    /// Devices registered over HTTP (or `register_device`).
+    registered: usize,
+}
+
+/// The schedule's key: when, and a unique number.
+type DueKey = (Instant, u64);
+
+/// What the sweeper does at a given instant.
+#[derive(Debug)]
+enum Due {
+    /// The decision expires unless it has been answered.
+    Expire(u64),
+    /// The decision and everything hanging off it go.
+    Evict(u64),
+    /// The answer of a request that created no decision is forgotten.
+    ForgetRequest(usize, String),
 }
 
 struct Decision {
@@ -171,119 +245,160 @@ struct Decision {
     outcome: Outcome,
     answered_by: Option<String>,
     expires_at: Instant,
+    /// Its entry in the schedule (expiry while pending, eviction once terminal).
+    due: DueKey,
+    /// At most one per device.
+    deliveries: Vec<Delivery>,
 }
 
 impl Decision {
-    /// Marks the decision expired when its TTL has passed unanswered. Expiry is lazy: every
-    /// read of a decision (a poll, an answer, an inspection) goes through here, so no timer
-    /// task per decision is needed.
-    fn refresh(&mut self, now: Instant) {
+    /// The outcome as of `now`: a pending decision past its TTL reads as expired even before
+    /// the sweeper has marked it.
+    fn outcome_at(&self, now: Instant) -> Outcome {
         if self.outcome == Outcome::Pending && now >= self.expires_at {
-            self.outcome = Outcome::Expired;
-            tracing::info!(decision_id = %self.decision_id, "decision expired");
+            Outcome::Expired
+        } else {
+            self.outcome
         }
     }
 }
 
+/// The answer given to a request id.
+#[derive(Debug, Clone)]
+struct RequestAnswer {
+    status: DeliveryStatus,
+    decision_id: String,
+}
+
+/// Counters kept as things happen (never recomputed from history).
 #[derive(Default)]
+struct Counters {
+    late_answers: u64,
+    decrypt_failures: u64,
+    evicted_decisions: u64,
+}
+
 struct State {
     apps: Vec<App>,
-    tokens: HashMap<String, usize>,
     devices: HashMap<String, Device>,
-    decisions: Vec<Decision>,
-    decision_index: HashMap<(usize, String), usize>,
-    /// (app, request_id) → the first answer.
-    requests: HashMap<(usize, String), (DeliveryStatus, String)>,
-    deliveries: Vec<DeliveryRecord>,
-    delivery_index: HashMap<(String, String), usize>,
-    decrypt_failures: Vec<DecryptFailureRecord>,
-    decrypted: Vec<DecryptedRecord>,
-    late_answers: u64,
+    /// By sequence number: creation order.
+    decisions: BTreeMap<u64, Decision>,
+    decision_index: HashMap<(usize, String), u64>,
+    requests: HashMap<(usize, String), RequestAnswer>,
+    schedule: BTreeMap<DueKey, Due>,
+    next_seq: u64,
+    stored_bytes: u64,
+    counters: Counters,
+    limits: Limits,
+    /// Set when the schedule's first entry became earlier: the sweeper must look again.
+    wake_sweeper: bool,
+}
+
+/// Why a `RouteDecision` was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RouteError {
+    /// INVALID_ARGUMENT.
+    Invalid(String),
+    /// RESOURCE_EXHAUSTED: a cap of [`Limits`] is reached.
+    Exhausted(String),
+}
+
+/// A routed request: its answer, whether to remember it for the request id, and the work of
+/// a simulated device.
+struct Routed {
+    answer: RequestAnswer,
+    /// `Some(seq)`: the answer lives as long as that decision. `None`: no decision was created
+    /// (NO_DEVICES, REJECTED); the answer is forgotten after the grace period.
+    decision: Option<u64>,
+    /// False for a further request of an existing (decision, device) delivery: its answer is
+    /// given again, not stored, so repeats cost nothing.
+    remember: bool,
+    work: Option<SimWork>,
 }
 
 impl State {
-    /// Acts on a `RouteDecision` whose request id is new to the app: admits the decision
-    /// (charging the quota) or joins the existing one of the same id, then delivers the
-    /// envelope, or queues it when the device is offline. Returns the status, the decision id
-    /// and the work of a simulated device; `Err` is a message for INVALID_ARGUMENT.
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn schedule(&mut self, at: Instant, due: Due) -> DueKey {
+        let key = (at, self.seq());
+        if self
+            .schedule
+            .first_key_value()
+            .is_none_or(|(k, _)| key < *k)
+        {
+            self.wake_sweeper = true;
+        }
+        self.schedule.insert(key, due);
+        key
+    }
+
+    /// Acts on a `RouteDecision` whose request id is new to the app.
     fn route_new(
         &mut self,
         app: usize,
         req: RouteDecisionRequest,
-    ) -> Result<(DeliveryStatus, String, Option<SimWork>), String> {
+        now: Instant,
+    ) -> Result<Routed, RouteError> {
         let decision_id = if req.decision_id.is_empty() {
             uuid::Uuid::new_v4().to_string()
         } else {
             req.decision_id
         };
-        let Some(app_state) = self.apps.get_mut(app) else {
-            return Err("unknown app".into());
+        let unattached = |status| Routed {
+            answer: RequestAnswer {
+                status,
+                decision_id: decision_id.clone(),
+            },
+            decision: None,
+            remember: true,
+            work: None,
+        };
+        let Some(app_state) = self.apps.get(app) else {
+            return Err(RouteError::Invalid("unknown app".into()));
         };
         if app_state.status == AppStatus::Suspended {
-            return Ok((DeliveryStatus::Rejected, decision_id, None));
+            return Ok(unattached(DeliveryStatus::Rejected));
         }
         let Some(device) = self
             .devices
-            .get_mut(&req.target_device_id)
+            .get(&req.target_device_id)
             .filter(|d| d.app == app)
         else {
-            return Ok((DeliveryStatus::NoDevices, decision_id, None));
+            return Ok(unattached(DeliveryStatus::NoDevices));
         };
-        let ttl_seconds = if req.ttl_seconds == 0 {
-            DEFAULT_TTL_SECONDS
-        } else {
-            req.ttl_seconds
-        };
-        let now = Instant::now();
-        let decision_key = (app, decision_id.clone());
-        match self.decision_index.get(&decision_key) {
-            Some(&i) => {
-                if self.decisions[i].identity_id != device.identity_id {
-                    return Err(format!(
-                        "decision_id {decision_id:?} already belongs to another identity"
-                    ));
-                }
-                // Another device's copy of a decision already admitted: not charged again.
+        let existing = self
+            .decision_index
+            .get(&(app, decision_id.clone()))
+            .copied();
+        if let Some(seq) = existing {
+            let d = &self.decisions[&seq];
+            if d.identity_id != device.identity_id {
+                return Err(RouteError::Invalid(format!(
+                    "decision_id {decision_id:?} already belongs to another identity"
+                )));
             }
-            None => {
-                if app_state.quota_remaining == 0 {
-                    return Ok((DeliveryStatus::Rejected, decision_id, None));
-                }
-                app_state.quota_remaining -= 1;
-                // u32::MAX seconds still fits an Instant on the platforms we run on; the
-                // fallback only guards against an exotic clock.
-                let expires_at = now
-                    .checked_add(Duration::from_secs(u64::from(ttl_seconds)))
-                    .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
-                self.decision_index
-                    .insert(decision_key, self.decisions.len());
-                self.decisions.push(Decision {
-                    app,
-                    identity_id: device.identity_id.clone(),
-                    decision_id: decision_id.clone(),
-                    outcome: Outcome::Pending,
-                    answered_by: None,
-                    expires_at,
+            // At most one delivery per (decision, device): a further request gets the
+            // existing delivery's status and stores nothing.
+            if let Some(existing) = d
+                .deliveries
+                .iter()
+                .find(|x| x.device_id == req.target_device_id)
+            {
+                return Ok(Routed {
+                    answer: RequestAnswer {
+                        status: existing.status(),
+                        decision_id,
+                    },
+                    decision: Some(seq),
+                    remember: false,
+                    work: None,
                 });
             }
-        }
-
-        // Counted per (request id, device): the request map answers repeats before this
-        // point, so a count above 1 would expose an idempotency bug.
-        let delivery_key = (req.request_id.clone(), req.target_device_id.clone());
-        match self.delivery_index.get(&delivery_key) {
-            Some(&i) => self.deliveries[i].count += 1,
-            None => {
-                self.delivery_index
-                    .insert(delivery_key, self.deliveries.len());
-                self.deliveries.push(DeliveryRecord {
-                    app_name: app_state.name.clone(),
-                    request_id: req.request_id.clone(),
-                    device_id: req.target_device_id.clone(),
-                    decision_id: decision_id.clone(),
-                    count: 1,
-                });
-            }
+        } else if app_state.quota_remaining == 0 {
+            return Ok(unattached(DeliveryStatus::Rejected));
         }
         let envelope = Envelope {
             decision_id: decision_id.clone(),
@@ -291,57 +406,212 @@ impl State {
             kyber_ct: req.kyber_ct,
             nonce: req.nonce,
             ciphertext: req.ciphertext,
-            ttl_seconds,
-            delivered_at_unix_ms: now_unix_ms(),
+            ttl_seconds: if req.ttl_seconds == 0 {
+                DEFAULT_TTL_SECONDS
+            } else {
+                req.ttl_seconds
+            },
         };
+        let size = envelope.stored_bytes();
+        if device.inbox.len() >= self.limits.max_inbox_entries {
+            return Err(RouteError::Exhausted(format!(
+                "device {} already holds {} deliveries (the relay's limit); they are evicted \
+                 a grace period after their decisions end",
+                req.target_device_id,
+                device.inbox.len()
+            )));
+        }
+        if self.stored_bytes + size > self.limits.max_stored_bytes {
+            return Err(RouteError::Exhausted(format!(
+                "the relay already holds {} bytes of ciphertext (its limit is {}); decisions \
+                 are evicted a grace period after they end",
+                self.stored_bytes, self.limits.max_stored_bytes
+            )));
+        }
+
+        let seq = match existing {
+            Some(seq) => seq,
+            None => {
+                // The quota is charged once per decision, at its first accepted delivery.
+                self.apps[app].quota_remaining -= 1;
+                // u32::MAX seconds still fits an Instant on the platforms we run on; the
+                // fallback only guards against an exotic clock.
+                let expires_at = now
+                    .checked_add(Duration::from_secs(u64::from(envelope.ttl_seconds)))
+                    .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+                let seq = self.seq();
+                let due = self.schedule(expires_at, Due::Expire(seq));
+                self.decision_index.insert((app, decision_id.clone()), seq);
+                self.decisions.insert(
+                    seq,
+                    Decision {
+                        app,
+                        identity_id: self.devices[&req.target_device_id].identity_id.clone(),
+                        decision_id: decision_id.clone(),
+                        outcome: Outcome::Pending,
+                        answered_by: None,
+                        expires_at,
+                        due,
+                        deliveries: Vec::new(),
+                    },
+                );
+                seq
+            }
+        };
+
+        let delivery_seq = self.seq();
+        let envelope = Arc::new(envelope);
+        let device = self
+            .devices
+            .get_mut(&req.target_device_id)
+            .expect("looked up above, under the same lock");
+        device.inbox.insert(delivery_seq, seq);
+        let online = device.online;
+        if !online {
+            device.queued.insert(delivery_seq);
+        }
         // A device registered over HTTP has no work: it fetches its decisions itself.
-        let (status, work) = if device.online {
-            let work = device
-                .sim
-                .as_ref()
-                .map(|sim| sim.work(app, &req.target_device_id, &envelope));
-            (DeliveryStatus::Delivered, work)
-        } else {
-            (DeliveryStatus::Queued, None)
-        };
-        device.inbox.push(InboxEntry {
-            envelope,
-            delivered: device.online,
-        });
-        Ok((status, decision_id, work))
+        let work = device
+            .sim
+            .as_ref()
+            .filter(|_| online)
+            .map(|sim| sim.work(seq, app, &req.target_device_id, &envelope));
+        self.stored_bytes += size;
+        self.decisions
+            .get_mut(&seq)
+            .expect("inserted or found above")
+            .deliveries
+            .push(Delivery {
+                seq: delivery_seq,
+                device_id: req.target_device_id,
+                envelope,
+                delivered: online,
+                delivered_at_unix_ms: now_unix_ms(),
+                sim: None,
+            });
+        Ok(Routed {
+            answer: RequestAnswer {
+                status: if online {
+                    DeliveryStatus::Delivered
+                } else {
+                    DeliveryStatus::Queued
+                },
+                decision_id,
+            },
+            decision: Some(seq),
+            remember: true,
+            work,
+        })
     }
 
-    /// A device's answer to a decision of its app: the first answer before expiry decides.
-    fn answer(
-        &mut self,
-        app: usize,
-        decision_id: &str,
-        device_id: &str,
-        approve: bool,
-    ) -> AnswerResult {
-        let Some(&i) = self.decision_index.get(&(app, decision_id.to_string())) else {
+    /// Marks a pending decision expired when its TTL has passed, and schedules its eviction.
+    /// Expiry is checked on every read as well as by the sweeper at the TTL, so an answer
+    /// arriving at or after the TTL loses even if the sweeper is late.
+    fn refresh(&mut self, seq: u64, now: Instant) {
+        let Some(d) = self.decisions.get(&seq) else {
+            return;
+        };
+        if d.outcome != Outcome::Pending || now < d.expires_at {
+            return;
+        }
+        let (old_due, evict_at) = (d.due, d.expires_at + self.limits.eviction_grace);
+        self.schedule.remove(&old_due);
+        let due = self.schedule(evict_at, Due::Evict(seq));
+        let d = self.decisions.get_mut(&seq).expect("checked above");
+        d.outcome = Outcome::Expired;
+        d.due = due;
+        tracing::info!(decision_id = %d.decision_id, "decision expired");
+    }
+
+    /// A device's answer to a decision: the first answer before expiry decides.
+    fn answer(&mut self, seq: u64, device_id: &str, approve: bool, now: Instant) -> AnswerResult {
+        self.refresh(seq, now);
+        let Some(d) = self.decisions.get(&seq) else {
             return AnswerResult::NotFound;
         };
-        let d = &mut self.decisions[i];
-        d.refresh(Instant::now());
         if d.outcome != Outcome::Pending {
-            self.late_answers += 1;
-            return AnswerResult::AlreadyFinal(d.outcome);
+            let outcome = d.outcome;
+            self.counters.late_answers += 1;
+            return AnswerResult::AlreadyFinal(outcome);
         }
+        let old_due = d.due;
+        self.schedule.remove(&old_due);
+        let due = self.schedule(now + self.limits.eviction_grace, Due::Evict(seq));
+        let d = self.decisions.get_mut(&seq).expect("checked above");
         d.outcome = if approve {
             Outcome::Approved
         } else {
             Outcome::Rejected
         };
         d.answered_by = Some(device_id.to_string());
+        d.due = due;
         AnswerResult::Decided(d.outcome)
+    }
+
+    /// Removes a decision with its deliveries, inbox entries and request-id answers.
+    fn evict(&mut self, seq: u64) {
+        let Some(d) = self.decisions.remove(&seq) else {
+            return;
+        };
+        self.schedule.remove(&d.due);
+        self.decision_index.remove(&(d.app, d.decision_id));
+        for delivery in d.deliveries {
+            self.requests
+                .remove(&(d.app, delivery.envelope.request_id.clone()));
+            if let Some(device) = self.devices.get_mut(&delivery.device_id) {
+                device.inbox.remove(&delivery.seq);
+                device.queued.remove(&delivery.seq);
+            }
+            self.stored_bytes -= delivery.envelope.stored_bytes();
+        }
+        self.counters.evicted_decisions += 1;
+    }
+
+    /// Does what is due at or before `now`; returns whether anything changed.
+    fn sweep(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        while let Some(entry) = self.schedule.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            changed = true;
+            match entry.remove() {
+                Due::Expire(seq) => self.refresh(seq, now),
+                Due::Evict(seq) => self.evict(seq),
+                Due::ForgetRequest(app, request_id) => {
+                    self.requests.remove(&(app, request_id));
+                }
+            }
+        }
+        changed
+    }
+
+    /// The decision delivered to `device_id` under `decision_id`, if it was delivered (not
+    /// merely queued).
+    fn delivered_to(&self, device_id: &str, decision_id: &str) -> Option<u64> {
+        let device = self.devices.get(device_id)?;
+        let seq = *self
+            .decision_index
+            .get(&(device.app, decision_id.to_string()))?;
+        self.decisions[&seq]
+            .deliveries
+            .iter()
+            .any(|x| x.device_id == device_id && x.delivered)
+            .then_some(seq)
     }
 }
 
 impl SimDevice {
     /// What this simulated device has to do with an envelope it has just received.
-    fn work(&self, app: usize, device_id: &str, envelope: &Envelope) -> SimWork {
+    fn work(
+        &self,
+        decision: u64,
+        app: usize,
+        device_id: &str,
+        envelope: &Arc<Envelope>,
+    ) -> SimWork {
         SimWork {
+            decision,
             app,
             device_id: device_id.to_string(),
             secret: self.secret.clone(),
@@ -353,11 +623,12 @@ impl SimDevice {
 
 /// Work for a simulated device, done outside the lock.
 struct SimWork {
+    decision: u64,
     app: usize,
     device_id: String,
     secret: Arc<SecretKey>,
     policy: DevicePolicy,
-    envelope: Envelope,
+    envelope: Arc<Envelope>,
 }
 
 /// Result of a device's answer.
@@ -367,7 +638,7 @@ pub(crate) enum AnswerResult {
     Decided(Outcome),
     /// The decision was already terminal (first answer wins, or it expired).
     AlreadyFinal(Outcome),
-    /// Unknown device, or the decision was never delivered to it.
+    /// Unknown device, or the decision was never delivered to it (or was evicted).
     NotFound,
 }
 
@@ -376,19 +647,16 @@ pub(crate) enum AnswerResult {
 pub(crate) enum RegisterError {
     UnknownApp,
     Invalid(String),
+    /// A cap of [`Limits`] is reached.
+    Limit(String),
 }
 
-/// A decision as listed for a device over HTTP.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct InboxView {
-    pub decision_id: String,
-    pub request_id: String,
-    pub kyber_ct: String,
-    pub nonce: String,
-    pub ciphertext: String,
-    pub ttl_seconds: u32,
+/// A decision as listed for a device over HTTP (binary fields still raw: they are encoded
+/// outside the lock).
+pub(crate) struct InboxItem {
+    pub envelope: Arc<Envelope>,
     pub delivered_at_unix_ms: u64,
-    pub outcome: String,
+    pub outcome: Outcome,
 }
 
 /// A device of an identity as `GetIdentityDevices` lists it.
@@ -401,9 +669,19 @@ pub(crate) struct DeviceView {
 /// The shared relay core.
 pub(crate) struct Relay {
     state: Mutex<State>,
+    /// Per app, what never changes.
+    apps: Vec<AppMeta>,
+    /// Bearer token → app.
+    tokens: HashMap<String, usize>,
+    /// App name → app.
+    app_names: HashMap<String, usize>,
     faults: Mutex<Faults>,
     route_calls: AtomicU64,
-    changed: Notify,
+    connections: AtomicU64,
+    /// Bumped on every change of the state; waiters look again when it moves.
+    version: watch::Sender<u64>,
+    /// Wakes the sweeper when an earlier deadline was scheduled.
+    sweeper_wake: Notify,
     pub cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
     /// The simulated devices' running work.
@@ -467,35 +745,54 @@ impl Relay {
     /// Builds the relay from its apps; creates the simulated devices and their key pairs.
     pub fn new(
         apps: &[AppConfig],
+        limits: Limits,
         faults: Faults,
         cancel: CancellationToken,
         runtime: tokio::runtime::Handle,
     ) -> Result<Relay, DevRelayError> {
-        let mut state = State::default();
+        let mut state = State {
+            apps: Vec::new(),
+            devices: HashMap::new(),
+            decisions: BTreeMap::new(),
+            decision_index: HashMap::new(),
+            requests: HashMap::new(),
+            schedule: BTreeMap::new(),
+            next_seq: 0,
+            stored_bytes: 0,
+            counters: Counters::default(),
+            limits,
+            wake_sweeper: false,
+        };
+        let mut metas = Vec::new();
+        let mut tokens = HashMap::new();
+        let mut app_names = HashMap::new();
         for (idx, app) in apps.iter().enumerate() {
             if app.name.is_empty() || app.token.is_empty() {
                 return Err(DevRelayError::Config(
                     "app token and name must not be empty".into(),
                 ));
             }
-            if state.apps.iter().any(|a| a.name == app.name) {
+            if app_names.insert(app.name.clone(), idx).is_some() {
                 return Err(DevRelayError::Config(format!(
                     "duplicate app name {:?}",
                     app.name
                 )));
             }
-            if state.tokens.insert(app.token.clone(), idx).is_some() {
+            if tokens.insert(app.token.clone(), idx).is_some() {
                 return Err(DevRelayError::Config(format!(
                     "app {:?} reuses another app's token",
                     app.name
                 )));
             }
-            state.apps.push(App {
+            metas.push(AppMeta {
                 name: app.name.clone(),
+            });
+            state.apps.push(App {
                 quota_total: app.quota,
                 quota_remaining: app.quota,
                 status: app.status,
                 identities: BTreeMap::new(),
+                registered: 0,
             });
             for identity in &app.identities {
                 if identity.identity_id.is_empty() {
@@ -517,7 +814,8 @@ impl Relay {
                                 secret: Arc::new(secret),
                                 policy,
                             }),
-                            inbox: Vec::new(),
+                            inbox: BTreeMap::new(),
+                            queued: BTreeSet::new(),
                         },
                     );
                     state.apps[idx]
@@ -535,9 +833,14 @@ impl Relay {
         }
         Ok(Relay {
             state: Mutex::new(state),
+            apps: metas,
+            tokens,
+            app_names,
             faults: Mutex::new(faults),
             route_calls: AtomicU64::new(0),
-            changed: Notify::new(),
+            connections: AtomicU64::new(0),
+            version: watch::Sender::new(0),
+            sweeper_wake: Notify::new(),
             cancel,
             runtime,
             tasks: Mutex::new(JoinSet::new()),
@@ -549,31 +852,43 @@ impl Relay {
         lock(&self.faults)
     }
 
-    fn notify(&self) {
-        self.changed.notify_waiters();
+    /// Signals a change of the state to waiters (and, when the schedule's head moved, to
+    /// the sweeper). Call after releasing the lock, with what `unlock` returned.
+    fn changed(&self, wake_sweeper: bool) {
+        self.version.send_modify(|v| *v += 1);
+        if wake_sweeper {
+            self.sweeper_wake.notify_one();
+        }
+    }
+
+    /// Releases the lock; returns whether the sweeper must look at the schedule again.
+    fn unlock(mut st: MutexGuard<'_, State>) -> bool {
+        std::mem::take(&mut st.wake_sweeper)
     }
 
     /// Counts a `RouteDecision` call.
     pub fn count_route_call(&self) {
         self.route_calls.fetch_add(1, Ordering::Relaxed);
+        self.changed(false);
     }
 
-    /// The app index of a bearer token.
+    /// Counts an accepted gRPC connection.
+    pub fn count_connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.changed(false);
+    }
+
+    /// The app index of a bearer token (no lock: tokens never change).
     pub fn authenticate(&self, token: &str) -> Option<usize> {
-        lock(&self.state).tokens.get(token).copied()
+        self.tokens.get(token).copied()
     }
 
-    /// The name of an app.
-    pub fn app_name(&self, app: usize) -> String {
-        lock(&self.state)
-            .apps
-            .get(app)
-            .map(|a| a.name.clone())
-            .unwrap_or_default()
+    /// The name of an app (no lock: names never change).
+    pub fn app_name(&self, app: usize) -> &str {
+        self.apps.get(app).map(|a| a.name.as_str()).unwrap_or("")
     }
 
-    /// Routes one encrypted copy of a decision to one device. `Err` is a message for
-    /// INVALID_ARGUMENT.
+    /// Routes one encrypted copy of a decision to one device.
     ///
     /// The request-id check, the quota charge and the delivery happen under one lock, so
     /// concurrent calls with the same request id, or concurrent first deliveries of one
@@ -582,24 +897,28 @@ impl Relay {
         self: &Arc<Self>,
         app: usize,
         req: RouteDecisionRequest,
-    ) -> Result<(DeliveryStatus, String), String> {
-        validate_route(&req)?;
-        let (result, work) = {
-            let mut st = lock(&self.state);
-            let request_key = (app, req.request_id.clone());
-            if let Some(first) = st.requests.get(&request_key) {
-                return Ok(first.clone());
+    ) -> Result<(DeliveryStatus, String), RouteError> {
+        validate_route(&req).map_err(RouteError::Invalid)?;
+        let now = Instant::now();
+        let request_key = (app, req.request_id.clone());
+        let mut st = lock(&self.state);
+        if let Some(first) = st.requests.get(&request_key) {
+            return Ok((first.status, first.decision_id.clone()));
+        }
+        let routed = st.route_new(app, req, now)?;
+        if routed.remember {
+            if routed.decision.is_none() {
+                let at = now + st.limits.eviction_grace;
+                st.schedule(at, Due::ForgetRequest(app, request_key.1.clone()));
             }
-            let (status, decision_id, work) = st.route_new(app, req)?;
-            st.requests
-                .insert(request_key, (status, decision_id.clone()));
-            ((status, decision_id), work)
-        };
-        if let Some(work) = work {
+            st.requests.insert(request_key, routed.answer.clone());
+        }
+        let wake = Self::unlock(st);
+        if let Some(work) = routed.work {
             self.spawn_sim(work);
         }
-        self.notify();
-        Ok(result)
+        self.changed(wake);
+        Ok((routed.answer.status, routed.answer.decision_id))
     }
 
     /// Runs a simulated device's work on the runtime, tracked so that shutdown can wait for
@@ -629,29 +948,69 @@ impl Relay {
         }
     }
 
+    /// Expires and evicts what is due, at its time, until the relay stops.
+    pub async fn run_sweeper(self: Arc<Self>) {
+        loop {
+            let next = {
+                let mut st = lock(&self.state);
+                let changed = st.sweep(Instant::now());
+                st.wake_sweeper = false;
+                let next = st.schedule.first_key_value().map(|(k, _)| k.0);
+                drop(st);
+                if changed {
+                    self.changed(false);
+                }
+                next
+            };
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = self.sweeper_wake.notified() => {}
+                _ = sleep => {}
+            }
+        }
+    }
+
+    /// Records what a simulated device made of a delivery (nothing when the decision has
+    /// been evicted meanwhile; the failure counter counts anyway).
+    fn record_sim(&self, work: &SimWork, result: SimResult) {
+        let mut st = lock(&self.state);
+        if matches!(result, SimResult::Failed { .. }) {
+            st.counters.decrypt_failures += 1;
+        }
+        if let Some(delivery) = st.decisions.get_mut(&work.decision).and_then(|d| {
+            d.deliveries
+                .iter_mut()
+                .find(|x| x.device_id == work.device_id)
+        }) {
+            delivery.sim = Some(result);
+        }
+        let wake = Self::unlock(st);
+        self.changed(wake);
+    }
+
     /// A simulated device receives a decision: decrypt, then act on its policy.
     async fn run_sim(self: Arc<Self>, work: SimWork) {
-        let env = &work.envelope;
+        let env = &*work.envelope;
         match device::decrypt(&work.secret, &env.kyber_ct, &env.nonce, &env.ciphertext) {
             Err(reason) => {
                 tracing::warn!(device_id = %work.device_id, decision_id = %env.decision_id, reason, "simulated device could not decrypt a decision");
-                lock(&self.state)
-                    .decrypt_failures
-                    .push(DecryptFailureRecord {
-                        device_id: work.device_id.clone(),
-                        decision_id: env.decision_id.clone(),
-                        reason: reason.to_string(),
-                    });
-                self.notify();
+                self.record_sim(&work, SimResult::Failed { reason });
                 return;
             }
             Ok(plaintext) => {
-                lock(&self.state).decrypted.push(DecryptedRecord {
-                    device_id: work.device_id.clone(),
-                    decision_id: env.decision_id.clone(),
-                    plaintext_sha256_hex: device::sha256_hex(&plaintext),
-                });
-                self.notify();
+                let plaintext_sha256_hex = device::sha256_hex(&plaintext);
+                self.record_sim(
+                    &work,
+                    SimResult::Decrypted {
+                        plaintext_sha256_hex,
+                    },
+                );
             }
         }
         let (approve, delay) = match work.policy {
@@ -668,29 +1027,22 @@ impl Relay {
                 _ = tokio::time::sleep(delay) => {}
             }
         }
-        let result = lock(&self.state).answer(work.app, &env.decision_id, &work.device_id, approve);
-        self.notify();
-        tracing::info!(device_id = %work.device_id, decision_id = %env.decision_id, ?result, "simulated device answered");
+        let mut st = lock(&self.state);
+        let result = st.answer(work.decision, &work.device_id, approve, Instant::now());
+        let wake = Self::unlock(st);
+        self.changed(wake);
+        tracing::info!(device_id = %work.device_id, decision_id = %env.decision_id, app = self.app_name(work.app), ?result, "simulated device answered");
     }
 
     /// A device answers a decision that was delivered to it (HTTP device API).
     pub fn answer(&self, device_id: &str, decision_id: &str, approve: bool) -> AnswerResult {
-        let result = {
-            let mut st = lock(&self.state);
-            let Some(device) = st.devices.get(device_id) else {
-                return AnswerResult::NotFound;
-            };
-            let delivered = device
-                .inbox
-                .iter()
-                .any(|e| e.delivered && e.envelope.decision_id == decision_id);
-            if !delivered {
-                return AnswerResult::NotFound;
-            }
-            let app = device.app;
-            st.answer(app, decision_id, device_id, approve)
+        let mut st = lock(&self.state);
+        let Some(seq) = st.delivered_to(device_id, decision_id) else {
+            return AnswerResult::NotFound;
         };
-        self.notify();
+        let result = st.answer(seq, device_id, approve, Instant::now());
+        let wake = Self::unlock(st);
+        self.changed(wake);
         result
     }
 
@@ -698,21 +1050,34 @@ impl Relay {
     /// identity.
     pub fn outcome(&self, app: usize, decision_id: &str, identity_id: &str) -> Option<Outcome> {
         let mut st = lock(&self.state);
-        let i = *st.decision_index.get(&(app, decision_id.to_string()))?;
-        let d = &mut st.decisions[i];
-        if d.identity_id != identity_id {
+        let seq = *st.decision_index.get(&(app, decision_id.to_string()))?;
+        if st.decisions[&seq].identity_id != identity_id {
             return None;
         }
-        d.refresh(Instant::now());
-        Some(d.outcome)
+        let was = st.decisions[&seq].outcome;
+        st.refresh(seq, Instant::now());
+        let outcome = st.decisions[&seq].outcome;
+        let wake = Self::unlock(st);
+        if outcome != was {
+            self.changed(wake);
+        }
+        Some(outcome)
     }
 
-    /// `GetQuota`: (app name, total, remaining, status).
-    pub fn quota(&self, app: usize) -> Option<(String, u64, u64, AppStatus)> {
+    /// The outcome of a decision by app name, when it is terminal.
+    fn terminal_outcome(&self, app_name: &str, decision_id: &str) -> Option<Outcome> {
+        let app = *self.app_names.get(app_name)?;
+        let st = lock(&self.state);
+        let seq = *st.decision_index.get(&(app, decision_id.to_string()))?;
+        Some(st.decisions[&seq].outcome_at(Instant::now())).filter(|o| *o != Outcome::Pending)
+    }
+
+    /// `GetQuota`: (total, remaining, status).
+    pub fn quota(&self, app: usize) -> Option<(u64, u64, AppStatus)> {
         let st = lock(&self.state);
         st.apps
             .get(app)
-            .map(|a| (a.name.clone(), a.quota_total, a.quota_remaining, a.status))
+            .map(|a| (a.quota_total, a.quota_remaining, a.status))
     }
 
     /// `GetIdentityDevices`: the identity's devices in this app (empty when unknown).
@@ -734,11 +1099,13 @@ impl Relay {
 
     /// Device ids of an identity of an app (by app name), in registration order.
     pub fn device_ids(&self, app_name: &str, identity_id: &str) -> Vec<String> {
+        let Some(&app) = self.app_names.get(app_name) else {
+            return Vec::new();
+        };
         let st = lock(&self.state);
-        st.apps
-            .iter()
-            .find(|a| a.name == app_name)
-            .and_then(|a| a.identities.get(identity_id))
+        st.apps[app]
+            .identities
+            .get(identity_id)
             .cloned()
             .unwrap_or_default()
     }
@@ -764,94 +1131,110 @@ impl Relay {
                 ));
             }
         }
+        let Some(&app) = self.app_names.get(app_name) else {
+            return Err(RegisterError::UnknownApp);
+        };
         let id = new_device_id();
-        {
-            let mut st = lock(&self.state);
-            let Some(app) = st.apps.iter().position(|a| a.name == app_name) else {
-                return Err(RegisterError::UnknownApp);
-            };
-            st.devices.insert(
-                id.clone(),
-                Device {
-                    app,
-                    identity_id: identity_id.to_string(),
-                    public_key: public_key.unwrap_or_else(device::random_classical_key),
-                    pq_public_key,
-                    online: true,
-                    sim: None,
-                    inbox: Vec::new(),
-                },
-            );
-            st.apps[app]
-                .identities
-                .entry(identity_id.to_string())
-                .or_default()
-                .push(id.clone());
+        let mut st = lock(&self.state);
+        let limits = st.limits.clone();
+        let app_state = &mut st.apps[app];
+        if app_state.registered >= limits.max_registered_devices_per_app {
+            return Err(RegisterError::Limit(format!(
+                "app {app_name:?} already has {} registered devices (the relay's limit)",
+                app_state.registered
+            )));
         }
-        self.notify();
+        let devices = app_state
+            .identities
+            .get(identity_id)
+            .map_or(0, |ids| ids.len());
+        if devices >= limits.max_devices_per_identity {
+            return Err(RegisterError::Limit(format!(
+                "identity {identity_id:?} already has {devices} devices (the relay's limit)"
+            )));
+        }
+        app_state.registered += 1;
+        app_state
+            .identities
+            .entry(identity_id.to_string())
+            .or_default()
+            .push(id.clone());
+        st.devices.insert(
+            id.clone(),
+            Device {
+                app,
+                identity_id: identity_id.to_string(),
+                public_key: public_key.unwrap_or_else(device::random_classical_key),
+                pq_public_key,
+                online: true,
+                sim: None,
+                inbox: BTreeMap::new(),
+                queued: BTreeSet::new(),
+            },
+        );
+        let wake = Self::unlock(st);
+        self.changed(wake);
         Ok(id)
     }
 
-    /// The decisions delivered to a device (not those still queued), `None` for an unknown
-    /// device.
-    pub fn device_decisions(&self, device_id: &str) -> Option<Vec<InboxView>> {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let mut st = lock(&self.state);
+    /// The decisions delivered to a device (not those still queued), in routing order;
+    /// `None` for an unknown device. Only references are taken under the lock.
+    pub fn device_decisions(&self, device_id: &str) -> Option<Vec<InboxItem>> {
+        let st = lock(&self.state);
         let now = Instant::now();
-        let st = &mut *st;
         let device = st.devices.get(device_id)?;
-        let app = device.app;
-        let mut views = Vec::new();
-        for entry in device.inbox.iter().filter(|e| e.delivered) {
-            let e = &entry.envelope;
-            let outcome = match st.decision_index.get(&(app, e.decision_id.clone())) {
-                Some(&i) => {
-                    st.decisions[i].refresh(now);
-                    st.decisions[i].outcome
-                }
-                None => Outcome::Pending,
-            };
-            views.push(InboxView {
-                decision_id: e.decision_id.clone(),
-                request_id: e.request_id.clone(),
-                kyber_ct: b64.encode(&e.kyber_ct),
-                nonce: b64.encode(&e.nonce),
-                ciphertext: b64.encode(&e.ciphertext),
-                ttl_seconds: e.ttl_seconds,
-                delivered_at_unix_ms: e.delivered_at_unix_ms,
-                outcome: outcome.name().to_string(),
-            });
-        }
-        Some(views)
+        let items = device
+            .inbox
+            .iter()
+            .filter(|(seq, _)| !device.queued.contains(seq))
+            .filter_map(|(seq, decision)| {
+                let d = st.decisions.get(decision)?;
+                let delivery = d.deliveries.iter().find(|x| x.seq == *seq)?;
+                Some(InboxItem {
+                    envelope: delivery.envelope.clone(),
+                    delivered_at_unix_ms: delivery.delivered_at_unix_ms,
+                    outcome: d.outcome_at(now),
+                })
+            })
+            .collect();
+        Some(items)
     }
 
     /// Sets a device online or offline; going online delivers its queued decisions. Returns
     /// false for an unknown device.
     pub fn set_device_online(self: &Arc<Self>, device_id: &str, online: bool) -> bool {
         let mut work = Vec::new();
-        {
-            let mut st = lock(&self.state);
-            let Some(device) = st.devices.get_mut(device_id) else {
-                return false;
-            };
-            let was_online = device.online;
-            device.online = online;
-            if online && !was_online {
-                let now_ms = now_unix_ms();
-                for entry in device.inbox.iter_mut().filter(|e| !e.delivered) {
-                    entry.delivered = true;
-                    entry.envelope.delivered_at_unix_ms = now_ms;
-                    if let Some(sim) = &device.sim {
-                        work.push(sim.work(device.app, device_id, &entry.envelope));
-                    }
+        let mut st = lock(&self.state);
+        let st_ref = &mut *st;
+        let Some(device) = st_ref.devices.get_mut(device_id) else {
+            return false;
+        };
+        let was_online = device.online;
+        device.online = online;
+        if online && !was_online {
+            let now_ms = now_unix_ms();
+            for seq in std::mem::take(&mut device.queued) {
+                let Some(&decision) = device.inbox.get(&seq) else {
+                    continue;
+                };
+                let Some(d) = st_ref.decisions.get_mut(&decision) else {
+                    continue;
+                };
+                let Some(delivery) = d.deliveries.iter_mut().find(|x| x.seq == seq) else {
+                    continue;
+                };
+                delivery.delivered = true;
+                delivery.delivered_at_unix_ms = now_ms;
+                if let Some(sim) = &device.sim {
+                    work.push(sim.work(decision, d.app, device_id, &delivery.envelope));
                 }
             }
         }
+        let wake = Self::unlock(st);
         for w in work {
             self.spawn_sim(w);
         }
-        self.notify();
+        self.changed(wake);
         true
     }
 
@@ -869,74 +1252,109 @@ impl Relay {
     }
 
     fn update_app(&self, app_name: &str, update: impl FnOnce(&mut App)) -> bool {
-        let found = match lock(&self.state)
-            .apps
-            .iter_mut()
-            .find(|a| a.name == app_name)
-        {
-            Some(app) => {
-                update(app);
-                true
-            }
-            None => false,
+        let Some(&app) = self.app_names.get(app_name) else {
+            return false;
         };
-        self.notify();
-        found
+        update(&mut lock(&self.state).apps[app]);
+        self.changed(false);
+        true
     }
 
-    /// The inspection snapshot.
+    /// The inspection snapshot: counters as kept, lists built from what the relay holds
+    /// (O(held records); eviction bounds them).
     pub fn inspect(&self) -> Inspection {
-        let mut st = lock(&self.state);
+        let st = lock(&self.state);
         let now = Instant::now();
-        let st = &mut *st;
-        for d in st.decisions.iter_mut() {
-            d.refresh(now);
-        }
-        let app_name = |i: usize| st.apps.get(i).map(|a| a.name.clone()).unwrap_or_default();
-        Inspection {
+        let mut snap = Inspection {
             route_calls: self.route_calls.load(Ordering::Relaxed),
-            deliveries: st.deliveries.clone(),
-            decisions: st
-                .decisions
-                .iter()
-                .map(|d| DecisionRecord {
-                    app_name: app_name(d.app),
-                    identity_id: d.identity_id.clone(),
-                    decision_id: d.decision_id.clone(),
-                    outcome: d.outcome.name().to_string(),
-                    answered_by: d.answered_by.clone(),
-                })
-                .collect(),
-            decrypt_failures: st.decrypt_failures.len() as u64,
-            decrypt_failure_details: st.decrypt_failures.clone(),
-            decrypted: st.decrypted.clone(),
-            late_answers: st.late_answers,
+            connections_accepted: self.connections.load(Ordering::Relaxed),
+            decrypt_failures: st.counters.decrypt_failures,
+            late_answers: st.counters.late_answers,
+            evicted_decisions: st.counters.evicted_decisions,
+            stored_bytes: st.stored_bytes,
             quota_remaining: st
                 .apps
                 .iter()
-                .map(|a| (a.name.clone(), a.quota_remaining))
+                .zip(&self.apps)
+                .map(|(a, meta)| (meta.name.clone(), a.quota_remaining))
                 .collect(),
+            ..Inspection::default()
+        };
+        for d in st.decisions.values() {
+            let app_name = self.app_name(d.app);
+            snap.decisions.push(DecisionRecord {
+                app_name: app_name.to_string(),
+                identity_id: d.identity_id.clone(),
+                decision_id: d.decision_id.clone(),
+                outcome: d.outcome_at(now).name().to_string(),
+                answered_by: d.answered_by.clone(),
+            });
+            for x in &d.deliveries {
+                snap.deliveries.push(DeliveryRecord {
+                    app_name: app_name.to_string(),
+                    request_id: x.envelope.request_id.clone(),
+                    device_id: x.device_id.clone(),
+                    decision_id: d.decision_id.clone(),
+                    count: 1,
+                });
+                match &x.sim {
+                    Some(SimResult::Decrypted {
+                        plaintext_sha256_hex,
+                    }) => snap.decrypted.push(DecryptedRecord {
+                        device_id: x.device_id.clone(),
+                        decision_id: d.decision_id.clone(),
+                        plaintext_sha256_hex: plaintext_sha256_hex.clone(),
+                    }),
+                    Some(SimResult::Failed { reason }) => {
+                        snap.decrypt_failure_details.push(DecryptFailureRecord {
+                            device_id: x.device_id.clone(),
+                            decision_id: d.decision_id.clone(),
+                            reason: reason.to_string(),
+                        })
+                    }
+                    None => {}
+                }
+            }
+        }
+        snap
+    }
+
+    /// Waits until `check` returns `Some`, looking again whenever the state changes (not on
+    /// every change: changes made while `check` runs or while this task waits to be polled
+    /// are seen together), at most `timeout`.
+    async fn wait_until<T>(&self, timeout: Duration, check: impl Fn() -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut version = self.version.subscribe();
+        loop {
+            version.borrow_and_update();
+            if let Some(found) = check() {
+                return Some(found);
+            }
+            match tokio::time::timeout_at(deadline, version.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return check(),
+            }
         }
     }
 
     /// Waits until `pred` holds on the inspection snapshot, or the timeout passes; returns
-    /// whether it holds.
+    /// whether it holds. A snapshot is taken only when the state has changed since the last
+    /// one.
     pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&Inspection) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if pred(&self.inspect()) {
-                return true;
-            }
-            // Expiry is also checked lazily by inspect(); wake at least every 50 ms for it.
-            let wake = (Instant::now() + Duration::from_millis(50)).min(deadline);
-            let _ = tokio::time::timeout_at(wake, notified).await;
-            if Instant::now() >= deadline {
-                return pred(&self.inspect());
-            }
-        }
+        self.wait_until(timeout, || pred(&self.inspect()).then_some(()))
+            .await
+            .is_some()
+    }
+
+    /// Waits until a decision is terminal (one lookup per change, no snapshot).
+    pub async fn wait_for_outcome(
+        &self,
+        app_name: &str,
+        decision_id: &str,
+        timeout: Duration,
+    ) -> Option<Outcome> {
+        self.wait_until(timeout, || self.terminal_outcome(app_name, decision_id))
+            .await
     }
 }
 
@@ -959,15 +1377,20 @@ mod tests {
         }
     }
 
-    fn relay(devices: Vec<DevicePolicy>) -> Arc<Relay> {
+    fn relay_with(devices: Vec<DevicePolicy>, limits: Limits) -> Arc<Relay> {
         let apps = [AppConfig::new("t", "a", 10).with_identity("u", devices)];
         let relay = Relay::new(
             &apps,
+            limits,
             Faults::new(FaultConfig::default()),
             CancellationToken::new(),
             tokio::runtime::Handle::current(),
         );
         Arc::new(relay.expect("valid configuration"))
+    }
+
+    fn relay(devices: Vec<DevicePolicy>) -> Arc<Relay> {
+        relay_with(devices, Limits::default())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -991,7 +1414,8 @@ mod tests {
             "{:?}",
             snap.decrypt_failure_details
         );
-        assert!(snap.deliveries.iter().all(|d| d.count == 1));
+        assert_eq!(snap.decrypt_failure_details.len(), 3);
+        assert_eq!(snap.deliveries.len(), 3);
     }
 
     #[tokio::test]
@@ -1005,11 +1429,189 @@ mod tests {
         assert_eq!(relay.outcome(0, "d", "u"), Some(Outcome::Pending));
         tokio::time::advance(Duration::from_secs(5)).await;
         // An answer arriving at the very instant of expiry loses: expiry is checked first.
+        let seq = lock(&relay.state).decision_index[&(0, "d".to_string())];
         assert_eq!(
-            lock(&relay.state).answer(0, "d", &device, true),
+            lock(&relay.state).answer(seq, &device, true, Instant::now()),
             AnswerResult::AlreadyFinal(Outcome::Expired)
         );
         assert_eq!(relay.outcome(0, "d", "u"), Some(Outcome::Expired));
         assert_eq!(relay.inspect().late_answers, 1);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_expires_then_evicts_everything_a_decision_held() {
+        tokio::time::pause();
+        let grace = Duration::from_secs(30);
+        let relay = relay_with(
+            vec![DevicePolicy::Ignore],
+            Limits {
+                eviction_grace: grace,
+                ..Limits::default()
+            },
+        );
+        let sweeper = tokio::spawn(relay.clone().run_sweeper());
+        let device = relay.device_ids("a", "u")[0].clone();
+        let mut req = undecryptable("r", &device, "d");
+        req.ttl_seconds = 5;
+        let started = Instant::now();
+        relay.route(0, req.clone()).unwrap();
+        // A request that created no decision is remembered for the grace period too.
+        let mut nobody = undecryptable("r-none", "no-such-device", "d-none");
+        nobody.ttl_seconds = 5;
+        assert_eq!(relay.route(0, nobody).unwrap().0, DeliveryStatus::NoDevices);
+        assert!(relay.inspect().stored_bytes > 0);
+
+        // Expired by the sweeper at the TTL, without anyone reading it.
+        assert!(
+            relay
+                .wait_for(Duration::from_secs(60), |i| i.decisions[0].outcome
+                    == "EXPIRED")
+                .await
+        );
+        assert!(started.elapsed() >= Duration::from_secs(5));
+        assert_eq!(lock(&relay.state).decisions.len(), 1);
+
+        assert!(
+            relay
+                .wait_for(Duration::from_secs(60), |i| i.evicted_decisions == 1)
+                .await
+        );
+        assert!(started.elapsed() >= Duration::from_secs(5) + grace);
+        let snap = relay.inspect();
+        assert!(snap.decisions.is_empty() && snap.deliveries.is_empty());
+        assert_eq!(snap.stored_bytes, 0);
+        assert_eq!(
+            relay.outcome(0, "d", "u"),
+            None,
+            "as for an unknown decision"
+        );
+        assert_eq!(relay.device_decisions(&device).unwrap().len(), 0);
+        {
+            let st = lock(&relay.state);
+            assert!(st.requests.is_empty(), "request-id answers went too");
+            assert!(st.devices[&device].inbox.is_empty());
+            assert!(st.schedule.is_empty());
+        }
+        // The request id is new again: a new decision, charged again.
+        assert_eq!(relay.route(0, req).unwrap().0, DeliveryStatus::Delivered);
+        assert_eq!(relay.inspect().quota_remaining["a"], 8);
+        relay.cancel.cancel();
+        sweeper.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_answered_decision_is_evicted_a_grace_after_its_answer() {
+        tokio::time::pause();
+        let grace = Duration::from_secs(10);
+        let relay = relay_with(
+            vec![DevicePolicy::Ignore],
+            Limits {
+                eviction_grace: grace,
+                ..Limits::default()
+            },
+        );
+        let sweeper = tokio::spawn(relay.clone().run_sweeper());
+        let device = relay.device_ids("a", "u")[0].clone();
+        relay.route(0, undecryptable("r", &device, "d")).unwrap();
+        let answered = Instant::now();
+        assert_eq!(
+            relay.answer(&device, "d", true),
+            AnswerResult::Decided(Outcome::Approved)
+        );
+        assert!(
+            relay
+                .wait_for(Duration::from_secs(600), |i| i.evicted_decisions == 1)
+                .await
+        );
+        let waited = answered.elapsed();
+        // Well before the 60 s TTL: the answer, not the TTL, starts the grace.
+        assert!(
+            waited >= grace && waited < Duration::from_secs(60),
+            "{waited:?}"
+        );
+        assert_eq!(relay.answer(&device, "d", true), AnswerResult::NotFound);
+        relay.cancel.cancel();
+        sweeper.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_delivery_per_decision_and_device_whatever_the_request_ids() {
+        let relay = relay(vec![DevicePolicy::Ignore]);
+        let device = relay.device_ids("a", "u")[0].clone();
+        let first = relay.route(0, undecryptable("r0", &device, "d")).unwrap();
+        let bytes = relay.inspect().stored_bytes;
+        for i in 1..50 {
+            let again = relay
+                .route(0, undecryptable(&format!("r{i}"), &device, "d"))
+                .unwrap();
+            assert_eq!(again, first);
+        }
+        let snap = relay.inspect();
+        assert_eq!(snap.stored_bytes, bytes, "no second ciphertext");
+        assert_eq!(snap.deliveries.len(), 1);
+        assert_eq!(snap.quota_remaining["a"], 9);
+        assert_eq!(
+            lock(&relay.state).requests.len(),
+            1,
+            "nothing stored per repeat"
+        );
+    }
+
+    #[tokio::test]
+    async fn caps_refuse_clearly_and_charge_nothing() {
+        let relay = relay_with(
+            vec![DevicePolicy::Ignore],
+            Limits {
+                max_inbox_entries: 2,
+                max_devices_per_identity: 2,
+                max_registered_devices_per_app: 2,
+                ..Limits::default()
+            },
+        );
+        let device = relay.device_ids("a", "u")[0].clone();
+        for i in 0..2 {
+            relay
+                .route(
+                    0,
+                    undecryptable(&format!("r{i}"), &device, &format!("d{i}")),
+                )
+                .unwrap();
+        }
+        let err = relay
+            .route(0, undecryptable("r2", &device, "d2"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, RouteError::Exhausted(m) if m.contains("2 deliveries")),
+            "{err:?}"
+        );
+        assert_eq!(relay.inspect().quota_remaining["a"], 8);
+
+        let key = || device::generate_keypair().1;
+        relay.register_device("a", "u", key(), None).unwrap();
+        let err = relay.register_device("a", "u", key(), None).unwrap_err();
+        assert!(
+            matches!(&err, RegisterError::Limit(m) if m.contains("\"u\"")),
+            "{err:?}"
+        );
+        relay.register_device("a", "v", key(), None).unwrap();
+        let err = relay.register_device("a", "w", key(), None).unwrap_err();
+        assert!(
+            matches!(&err, RegisterError::Limit(m) if m.contains("registered")),
+            "{err:?}"
+        );
+
+        let tight = relay_with(
+            vec![DevicePolicy::Ignore],
+            Limits {
+                max_stored_bytes: 1000,
+                ..Limits::default()
+            },
+        );
+        let device = tight.device_ids("a", "u")[0].clone();
+        let err = tight
+            .route(0, undecryptable("r", &device, "d"))
+            .unwrap_err();
+        assert!(matches!(err, RouteError::Exhausted(_)), "{err:?}");
+        assert_eq!(tight.inspect().stored_bytes, 0);
     }
 }

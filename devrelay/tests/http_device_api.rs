@@ -26,6 +26,7 @@ async fn external_device_decrypts_and_approves_over_http() {
     let (dk, ek) = ml_kem::MlKem768::generate_keypair();
     let pk = ek.to_bytes().to_vec();
     let (status, body) = http(
+        &relay,
         "POST",
         &format!("{base}/v1/apps/{APP}/identities/zoe@example.com/devices"),
         Some(json!({ "pq_public_key": b64().encode(&pk), "public_key": b64().encode([5u8; 32]) })),
@@ -49,6 +50,7 @@ async fn external_device_decrypts_and_approves_over_http() {
 
     let list = || {
         http(
+            &relay,
             "GET",
             format!("{base}/v1/devices/{device_id}/decisions"),
             None,
@@ -87,6 +89,7 @@ async fn external_device_decrypts_and_approves_over_http() {
 
     let answer = |answer: &'static str| {
         http(
+            &relay,
             "POST",
             format!("{base}/v1/devices/{device_id}/decisions/dec-h"),
             Some(json!({ "answer": answer })),
@@ -107,7 +110,7 @@ async fn external_device_decrypts_and_approves_over_http() {
     assert_eq!(body["outcome"], "APPROVED");
 
     // Inspection over HTTP.
-    let (status, snap) = http("GET", &format!("{base}/v1/inspect"), None).await;
+    let (status, snap) = http(&relay, "GET", &format!("{base}/v1/inspect"), None).await;
     assert_eq!(status, 200);
     assert_eq!(snap["route_calls"], 1);
     assert_eq!(snap["decisions"][0]["outcome"], "APPROVED");
@@ -205,16 +208,23 @@ async fn http_api_errors_are_json() {
         ),
     ];
     for (method, url, body, expected) in cases {
-        let (status, json) = http(method, &url, body).await;
+        let (status, json) = http(&relay, method, &url, body).await;
         assert_eq!(status, expected, "{method} {url}: {json}");
         assert!(json["error"].is_string(), "{method} {url}: {json}");
     }
 
     // A simulated device can be listed and set offline/online over HTTP too.
     let sim = relay.device_ids(APP, "u")[0].clone();
-    let (status, _) = http("GET", &format!("{base}/v1/devices/{sim}/decisions"), None).await;
+    let (status, _) = http(
+        &relay,
+        "GET",
+        &format!("{base}/v1/devices/{sim}/decisions"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, body) = http(
+        &relay,
         "POST",
         &format!("{base}/v1/devices/{sim}/online"),
         Some(json!({ "online": false })),
@@ -223,6 +233,7 @@ async fn http_api_errors_are_json() {
     assert_eq!((status, body["online"].clone()), (200, json!(false)));
     // An undelivered decision cannot be answered by this device.
     let (status, _) = http(
+        &relay,
         "POST",
         &format!("{base}/v1/devices/{sim}/decisions/never-delivered"),
         Some(json!({ "answer": "approve" })),

@@ -783,3 +783,164 @@ fn handle_and_errors_are_thread_safe() {
     assert_send_sync::<noxy_devrelay::DevRelayError>();
     assert_send_sync::<noxy_devrelay::Inspection>();
 }
+
+/// A relay whose decisions are evicted 300 ms after they end.
+async fn start_evicting(
+    apps: Vec<AppConfig>,
+    limits: noxy_devrelay::Limits,
+) -> noxy_devrelay::DevRelay {
+    noxy_devrelay::DevRelay::start(noxy_devrelay::DevRelayConfig {
+        apps,
+        limits,
+        ..noxy_devrelay::DevRelayConfig::default()
+    })
+    .await
+    .expect("relay starts")
+}
+
+#[tokio::test]
+async fn an_ended_decision_is_evicted_after_the_grace_and_is_then_unknown() {
+    let limits = noxy_devrelay::Limits {
+        eviction_grace: Duration::from_millis(300),
+        ..noxy_devrelay::Limits::default()
+    };
+    let relay = start_evicting(
+        vec![app("quinn", vec![DevicePolicy::Approve])
+            .with_identity("rita", vec![DevicePolicy::Ignore])],
+        limits,
+    )
+    .await;
+    let mut c = client(&relay).await;
+    // Answered at once: evicted 300 ms after the answer (which comes after this instant).
+    let before_answer = Instant::now();
+    let (device, out) = route_first(&relay, &mut c, MAIN, "quinn", "r-ev", "d-ev", 600).await;
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    assert_eq!(
+        relay.wait_for_outcome(APP, "d-ev", WAIT).await.as_deref(),
+        Some("APPROVED")
+    );
+    // Expired at its 1 s TTL: evicted 300 ms later.
+    let (_, out) = route_first(&relay, &mut c, MAIN, "rita", "r-exp", "d-exp", 1).await;
+    assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    assert!(relay.inspect().stored_bytes > 0);
+
+    assert!(relay.wait_for(WAIT, |i| i.evicted_decisions == 1).await);
+    assert!(before_answer.elapsed() >= Duration::from_millis(300));
+    let snap = relay.inspect();
+    assert_eq!(snap.decisions.len(), 1, "{:?}", snap.decisions);
+    assert_eq!(snap.decisions[0].decision_id, "d-exp");
+    assert!(snap.decrypted.iter().all(|d| d.decision_id == "d-exp"));
+    // As for an unknown decision.
+    assert_eq!(
+        outcome(&mut c, TOKEN, "d-ev", "quinn")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let (status, list) = http(
+        &relay,
+        "GET",
+        format!("{}/v1/devices/{device}/decisions", relay.http_url()),
+        None,
+    )
+    .await;
+    assert_eq!((status, list), (200, serde_json::json!([])));
+
+    assert!(relay.wait_for(WAIT, |i| i.evicted_decisions == 2).await);
+    let snap = relay.inspect();
+    assert!(snap.decisions.is_empty() && snap.deliveries.is_empty());
+    assert_eq!(snap.stored_bytes, 0);
+    // The request id is forgotten with its decision: sending it again is a new decision.
+    let (_, again) = route_first(&relay, &mut c, MAIN, "quinn", "r-ev", "d-ev", 600).await;
+    assert_eq!(again.status, DeliveryStatus::Delivered as i32);
+    assert_eq!(
+        relay.inspect().quota_remaining[APP],
+        97,
+        "three decisions, three charges"
+    );
+}
+
+#[tokio::test]
+async fn new_request_ids_for_one_decision_and_device_store_no_second_ciphertext() {
+    // An offline device: nothing decrypts, the stored bytes are only what was routed.
+    let relay = start(vec![app(
+        "sid",
+        vec![DevicePolicy::Offline(Box::new(DevicePolicy::Ignore))],
+    )])
+    .await;
+    let mut c = client(&relay).await;
+    let device = relay.device_ids(APP, "sid")[0].clone();
+    let big = |request_id: &str| RouteDecisionRequest {
+        request_id: request_id.into(),
+        ciphertext: vec![7; 3 << 20],
+        ttl_seconds: 60,
+        target_device_id: device.clone(),
+        kyber_ct: vec![3; 1088],
+        nonce: vec![9; 12],
+        decision_id: "d-big".into(),
+    };
+    let first = route(&mut c, TOKEN, big("r-0")).await.unwrap();
+    assert_eq!(first.status, DeliveryStatus::Queued as i32);
+    let stored = relay.inspect().stored_bytes;
+    assert!(stored >= 3 << 20);
+    for i in 1..8 {
+        let again = route(&mut c, TOKEN, big(&format!("r-{i}"))).await.unwrap();
+        assert_eq!(
+            again,
+            noxy_devrelay::proto::DeliveryOutcome {
+                request_id: format!("r-{i}"),
+                ..first.clone()
+            }
+        );
+    }
+    let snap = relay.inspect();
+    assert_eq!(
+        snap.stored_bytes, stored,
+        "one ciphertext per (decision, device)"
+    );
+    assert_eq!(snap.deliveries.len(), 1);
+    assert_eq!(snap.quota_remaining[APP], 99);
+    // Once the device is online, the same request reports the delivery as it is now.
+    relay.set_device_online(&device, true);
+    let now = route(&mut c, TOKEN, big("r-late")).await.unwrap();
+    assert_eq!(now.status, DeliveryStatus::Delivered as i32);
+}
+
+#[tokio::test]
+async fn a_full_inbox_is_resource_exhausted_and_not_charged() {
+    let relay = start_evicting(
+        vec![app("tia", vec![DevicePolicy::Ignore])],
+        noxy_devrelay::Limits {
+            max_inbox_entries: 2,
+            ..noxy_devrelay::Limits::default()
+        },
+    )
+    .await;
+    let mut c = client(&relay).await;
+    for i in 0..2 {
+        let (_, out) = route_first(
+            &relay,
+            &mut c,
+            MAIN,
+            "tia",
+            &format!("r{i}"),
+            &format!("d{i}"),
+            60,
+        )
+        .await;
+        assert_eq!(out.status, DeliveryStatus::Delivered as i32);
+    }
+    let device = relay.device_ids(APP, "tia")[0].clone();
+    let key = device_key(&mut c, TOKEN, "tia", &device).await;
+    let err = route(
+        &mut c,
+        TOKEN,
+        route_request(&key, &device, "r2", "d2", 60, PAYLOAD),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("2 deliveries"), "{err:?}");
+    assert_eq!(relay.inspect().quota_remaining[APP], 98);
+}

@@ -5,6 +5,8 @@
 
 use std::ffi::{c_char, c_void};
 
+use futures_util::FutureExt;
+
 use crate::client::require_non_empty;
 use crate::payload::Payload;
 use crate::routing::SendOptions;
@@ -257,16 +259,17 @@ pub unsafe extern "C" fn noxy_send_and_wait_async(
         let mut wait = unsafe { self::wait_options(wait_options) };
         wait.validate()?;
         let core = client.client.clone();
+        // Combinators, not an async block: the operation's task then holds one copy of the
+        // long-lived wait state, not a second one of its captured inputs.
         let start_send_and_wait = move |token| {
             let mut options = send.options;
             options.cancel = Some(token);
             wait.cancel = options.cancel.clone();
-            async move {
-                let done = core
-                    .send_and_wait_owned(send.identity_id, send.payload, options, wait)
-                    .await?;
-                Ok(noxy_decision_result::from(&done))
-            }
+            core.send_and_wait_owned(send.identity_id, send.payload, options, wait)
+                .map(|done| {
+                    done.map(|done| noxy_decision_result::from(&done))
+                        .map_err(noxy_error::from)
+                })
         };
         // SAFETY: forwarded contract on `out_operation`, `callback` and `user_data`.
         unsafe {
@@ -421,12 +424,14 @@ pub unsafe extern "C" fn noxy_wait_for_outcome_async(
         let core = client.client.clone();
         let start_wait = move |token| {
             args.options.cancel = Some(token);
-            async move {
-                let state = core
-                    .wait_for_decision_outcome(&args.decision_id, &args.identity_id, &args.options)
-                    .await?;
-                Ok(noxy_decision_result::new(&args.decision_id, state, None))
-            }
+            core.wait_owned(args.decision_id, args.identity_id, args.options)
+                .map(|waited| {
+                    waited
+                        .map(|(decision_id, state)| {
+                            noxy_decision_result::new(&decision_id, state, None)
+                        })
+                        .map_err(noxy_error::from)
+                })
         };
         // SAFETY: forwarded contract on `out_operation`, `callback` and `user_data`.
         unsafe { start(client, start_wait, callback, user_data, out_operation) }

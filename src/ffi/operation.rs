@@ -11,10 +11,12 @@
 
 use std::ffi::c_void;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::instrument::WithSubscriber;
 
 use crate::error::Error;
@@ -91,6 +93,34 @@ impl<T: Send + 'static> Drop for CompletionSlot<T> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// An operation's future that ends with CANCELLED once its token fires (after giving the
+    /// work the chance to finish first, and to report what it did before the cancel).
+    struct UntilCancelled<F> {
+        #[pin]
+        work: F,
+        #[pin]
+        cancelled: WaitForCancellationFutureOwned,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, noxy_error>>> Future for UntilCancelled<F> {
+    type Output = Result<T, noxy_error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.work.poll(cx) {
+            return Poll::Ready(result);
+        }
+        match this.cancelled.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(noxy_error::from(Error::cancelled(
+                "cancelled by the caller",
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// Starts an async operation of `client` (see the module documentation for the order).
 /// `future` is built from the operation's cancellation token, so that calls whose core
 /// function watches a token (send, send-and-wait) report what they did before the cancel.
@@ -129,13 +159,9 @@ where
         // SAFETY: `client` came from `client_arg` on a handle made by noxy_client_new.
         target: Some((unsafe { client_ref(client) }, callback, UserData(user_data))),
     };
-    let work = make_future(token.clone());
-    let cancellable = async move {
-        tokio::select! {
-            biased;
-            result = work => result,
-            () = token.cancelled() => Err(noxy_error::from(Error::cancelled("cancelled by the caller"))),
-        }
+    let cancellable = UntilCancelled {
+        cancelled: token.clone().cancelled_owned(),
+        work: make_future(token),
     };
     // Combinators around the one future, so the spawned task holds a single copy of it.
     let task = std::panic::AssertUnwindSafe(cancellable)

@@ -56,6 +56,15 @@ if [ "$mode" = plain ]; then
     "$CC" -std=c99 -Wall -Wextra -Werror tests/c/header_check.c \
       $(PKG_CONFIG_PATH="$out/pkgconfig" pkg-config --cflags --libs noxy) -o "$out/pc_check"
     echo "pkg-config noxy $(PKG_CONFIG_PATH="$out/pkgconfig" pkg-config --modversion noxy): builds and links"
+    # shellcheck disable=SC2046
+    "$CC" -std=c99 -Wall -Wextra -Werror tests/c/header_check.c \
+      $(PKG_CONFIG_PATH="$out/pkgconfig" pkg-config --cflags --libs noxy-static) -o "$out/pc_static_check"
+    if readelf -d "$out/pc_static_check" | grep -q 'NEEDED.*libnoxy'; then
+      echo "pkg-config noxy-static links a shared libnoxy" >&2
+      exit 1
+    fi
+    "$out/pc_static_check"
+    echo "pkg-config noxy-static: links libnoxy.a, needs no libnoxy.so"
   else
     echo "pkg-config not installed: skipped"
   fi
@@ -101,37 +110,52 @@ echo "== compiling the C tests ($mode)"
 readelf -d "$out/test_api_dynamic" | grep -q 'NEEDED.*libnoxy.so.0' ||
   { echo "test_api_dynamic does not need libnoxy.so.0" >&2; exit 1; }
 
-# ---- the development relay ----
+# ---- the development relays ----
+# One well-behaved relay for most tests, and one that drops connections (abrupt closes and
+# GOAWAYs, before and after acting) for the test that the host survives them.
 state=$(mktemp -d "${TMPDIR:-/tmp}/noxy-c-tests.XXXXXX")
-relay_pid=
+relay_pids=()
 stop_relay() {
-  if [ -n "$relay_pid" ] && kill -0 "$relay_pid" 2>/dev/null; then
-    kill "$relay_pid" 2>/dev/null || true
-    wait "$relay_pid" 2>/dev/null || true
-  fi
+  for pid in "${relay_pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$state"
 }
 trap stop_relay EXIT INT TERM
 
 token="c-tests-token-$$-$RANDOM"
-"$release/noxy-devrelay" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-  --state-dir "$state/relay" --ready-file "$state/ready.json" --log-level warn \
-  --app "$token:tests:10000000" \
+start_relay() { # name extra-flags...
+  local name=$1
+  shift
+  "$release/noxy-devrelay" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+    --state-dir "$state/$name" --ready-file "$state/$name.json" --log-level warn \
+    --app "$token:tests:10000000" "$@" >"$state/$name.log" 2>&1 &
+  relay_pids+=($!)
+  # Wait for the relay's ready file (a bounded poll for a condition, not a sleep for timing).
+  for _ in $(seq 1 600); do
+    [ -s "$state/$name.json" ] && return 0
+    kill -0 "$!" 2>/dev/null || { cat "$state/$name.log" >&2; echo "relay $name died" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "relay $name not ready after 30 s" >&2
+  exit 1
+}
+json_field() { sed -n "s/.*\"$2\" *: *\"\\([^\"]*\\)\".*/\\1/p" "$state/$1.json"; }
+start_relay relay \
   --identity tests:alice:approve --identity tests:bob:reject --identity tests:carol:ignore \
-  --identity tests:steps:approve-after=300 \
-  >"$state/relay.log" 2>&1 &
-relay_pid=$!
-# Wait for the relay's ready file (a bounded poll for a condition, not a sleep for timing).
-for _ in $(seq 1 600); do
-  [ -s "$state/ready.json" ] && break
-  kill -0 "$relay_pid" 2>/dev/null || { cat "$state/relay.log" >&2; echo "relay died" >&2; exit 1; }
-  sleep 0.05
-done
-[ -s "$state/ready.json" ] || { echo "relay not ready after 30 s" >&2; exit 1; }
-json_field() { sed -n "s/.*\"$1\" *: *\"\\([^\"]*\\)\".*/\\1/p" "$state/ready.json"; }
-export NOXY_TEST_ENDPOINT NOXY_TEST_CA_PATH NOXY_TEST_TOKEN
-NOXY_TEST_ENDPOINT=$(json_field endpoint)
-NOXY_TEST_CA_PATH=$(json_field ca_path)
+  --identity tests:steps:approve-after=300
+start_relay faulty --identity tests:alice:approve --fault-seed 11 \
+  --fault-close-before 0.05 --fault-close-after 0.05 \
+  --fault-goaway-before 0.05 --fault-goaway-after 0.05
+export NOXY_TEST_ENDPOINT NOXY_TEST_CA_PATH NOXY_TEST_TOKEN NOXY_TEST_FAULTY_ENDPOINT
+export NOXY_TEST_FAULTY_CA_PATH
+NOXY_TEST_ENDPOINT=$(json_field relay endpoint)
+NOXY_TEST_CA_PATH=$(json_field relay ca_path)
+NOXY_TEST_FAULTY_ENDPOINT=$(json_field faulty endpoint)
+NOXY_TEST_FAULTY_CA_PATH=$(json_field faulty ca_path)
 NOXY_TEST_TOKEN=$token
 echo "relay: $NOXY_TEST_ENDPOINT (CA $NOXY_TEST_CA_PATH)"
 
@@ -145,6 +169,7 @@ run_one() { # label binary
   valgrind)
     rm -f "$out/$label".valgrind.*.log
     NOXY_TEST_LABEL=$label NOXY_TEST_SLOW=${NOXY_TEST_SLOW:-10} NOXY_TEST_FAST_FAILS=${NOXY_TEST_FAST_FAILS:-300} \
+      NOXY_TEST_FAULTY_DECISIONS=${NOXY_TEST_FAULTY_DECISIONS:-60} \
       valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
       --show-leak-kinds=definite --child-silent-after-fork=yes \
       --suppressions="$root/tests/c/valgrind.supp" \

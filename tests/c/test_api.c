@@ -1239,6 +1239,53 @@ static void test_free_never_blocks_on_a_stuck_worker(void) {
     pthread_mutex_destroy(&stuck.mutex);
 }
 
+/* ---- connection loss ---- */
+
+/* A relay that drops connections under traffic (abrupt closes and GOAWAYs, before and after it
+ * acted) is an ordinary failure: the host keeps its default SIGPIPE disposition and survives
+ * (a write to a dropped connection must never raise the signal), and every decision completes,
+ * retried on new connections under its request id. */
+static void test_survives_dropped_connections(void) {
+    struct sigaction current;
+    CHECK(sigaction(SIGPIPE, NULL, &current) == 0);
+    CHECK(current.sa_handler == SIG_DFL); /* the library did not touch it, nor did we */
+    const char *endpoint = getenv("NOXY_TEST_FAULTY_ENDPOINT");
+    CHECK(endpoint != NULL);
+    noxy_config *config = noxy_config_new();
+    CHECK_OK(noxy_config_set_endpoint(config, endpoint));
+    CHECK_OK(noxy_config_set_app_token(config, token()));
+    CHECK_OK(noxy_config_set_ca_pem_file(config, getenv("NOXY_TEST_FAULTY_CA_PATH")));
+    CHECK_OK(noxy_config_set_request_timeout_ms(config, (uint64_t)slow(10000)));
+    noxy_client *client = NULL;
+    CHECK_OK(noxy_client_new(config, &client));
+    noxy_config_free(config);
+    long n = env_long("NOXY_TEST_FAULTY_DECISIONS", 300);
+    counter_t done;
+    counter_init(&done);
+    op_state *states = calloc((size_t)n, sizeof *states);
+    CHECK(states != NULL);
+    noxy_wait_options *wait = fast_wait(slow(60000));
+    for (long i = 0; i < n; i++) {
+        states[i].done = &done;
+        CHECK_OK(noxy_send_and_wait_async(client, ALICE, P(PAYLOAD), NULL, wait, record_callback,
+                                          &states[i], NULL));
+    }
+    noxy_wait_options_free(wait);
+    CHECK(counter_wait(&done, (int)n, slow(120000)) == n);
+    long approved = 0;
+    for (long i = 0; i < n; i++) {
+        if (states[i].code == NOXY_OK && states[i].outcome == NOXY_OUTCOME_APPROVED) approved++;
+        else if (approved == i) fprintf(stderr, "    decision %ld: %s\n", i,
+                                       noxy_error_code_name(states[i].code));
+    }
+    fprintf(stderr, "    %ld of %ld decisions approved through dropped connections\n", approved, n);
+    CHECK(approved == n);
+    CHECK(sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL);
+    free(states);
+    noxy_free(client);
+    counter_destroy(&done);
+}
+
 /* ---- threads ---- */
 
 /* The number of threads of this process (Linux: /proc/self/status). */
@@ -1705,6 +1752,7 @@ static const test_case TESTS[] = {
     {"callbacks_use_client_while_freed", test_callbacks_use_client_while_freed},
     {"drain_waits_and_free_does_not", test_drain_waits_and_free_does_not},
     {"free_never_blocks_on_a_stuck_worker", test_free_never_blocks_on_a_stuck_worker},
+    {"survives_dropped_connections", test_survives_dropped_connections},
     {"shared_runtime", test_shared_runtime},
     {"threads_share_one_client", test_threads_share_one_client},
     {"fork_child_gets_an_error", test_fork_child_gets_an_error},

@@ -235,19 +235,42 @@ pub async fn wait_terminal(
     }
 }
 
-/// A minimal HTTP/1 client: (status, JSON body).
+/// A minimal HTTP/1 client for the relay's HTTP API, with its access token and a JSON
+/// content type: (status, JSON body).
 pub async fn http(
+    relay: &DevRelay,
     method: &str,
     url: impl AsRef<str>,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {}", relay.http_token());
+    http_with(
+        method,
+        url,
+        body.map(|b| b.to_string()),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+    )
+    .await
+}
+
+/// The same with exactly the given headers (hyper adds `Host` from the URL unless one is
+/// given).
+pub async fn http_with(
+    method: &str,
+    url: impl AsRef<str>,
+    body: Option<String>,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = http::Request::builder()
-        .method(method)
-        .uri(url.as_ref())
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
+    let mut req = http::Request::builder().method(method).uri(url.as_ref());
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .expect("request");
     let resp = tokio::time::timeout(WAIT, client.request(req))
         .await

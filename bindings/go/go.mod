@@ -1,0 +1,3 @@
+module github.com/noxy-network/libnoxy/bindings/go
+
+go 1.24
