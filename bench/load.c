@@ -68,9 +68,9 @@ static long thread_count(void) {
     return threads;
 }
 
-/* Phase 0: what an idle client costs, with its own runtime and on the shared one. */
-static void idle_clients(const relay_t *relay, int n) {
-    for (int shared = 1; shared >= 0; shared--) {
+/* Phase 0: what an idle client costs, with its own runtime and/or on the shared one. */
+static void idle_clients(const relay_t *relay, int n, int first_shared, int last_shared) {
+    for (int shared = first_shared; shared >= last_shared; shared--) {
         noxy_client **clients = calloc((size_t)n, sizeof *clients);
         long rss_before = rss_kib(), threads_before = thread_count();
         for (int i = 0; i < n; i++) {
@@ -203,6 +203,7 @@ int main(int argc, char **argv) {
     snprintf(relay.binary, sizeof relay.binary, "%s", "target/release/noxy-devrelay");
     long waits = 10000, fault_decisions = 2000;
     int check = 0;
+    const char *idle_only = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--relay") == 0 && i + 1 < argc)
             snprintf(relay.binary, sizeof relay.binary, "%s", argv[++i]);
@@ -212,9 +213,12 @@ int main(int argc, char **argv) {
             fault_decisions = atol(argv[++i]);
         else if (strcmp(argv[i], "--check") == 0)
             check = 1;
+        else if (strcmp(argv[i], "--idle-only") == 0 && i + 1 < argc)
+            idle_only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--relay PATH] [--waits N] [--fault-decisions M] [--check]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [--relay PATH] [--waits N] [--fault-decisions M] [--check]\n"
+                            "       %s [--relay PATH] --idle-only own|shared\n",
+                    argv[0], argv[0]);
             return 2;
         }
     }
@@ -228,7 +232,14 @@ int main(int argc, char **argv) {
     if (relay_start(&relay, plain) != 0) return 2;
     printf("libnoxy %s, relay %s, %d workers per client\n", noxy_version(), relay.endpoint,
            NOXY_DEFAULT_WORKER_THREADS);
-    idle_clients(&relay, 20);
+    if (idle_only != NULL) {
+        /* One kind per process: the allocator's warm-up is then paid by each measurement. */
+        int shared = strcmp(idle_only, "shared") == 0;
+        idle_clients(&relay, 50, shared, shared);
+        relay_stop(&relay, SIGTERM);
+        return 0;
+    }
+    idle_clients(&relay, 20, 1, 0);
     long problems = concurrent_waits(&relay, waits);
     problems += throughput(&relay, waits < 2000 ? waits : 2000);
     relay_stop(&relay, SIGTERM);
