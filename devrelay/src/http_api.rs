@@ -9,7 +9,8 @@
 //! | `POST /v1/devices/{device_id}/online` | `{"online": bool}` | `{"device_id", "online"}` |
 //! | `GET /v1/inspect` | | the [`crate::Inspection`] snapshot |
 //!
-//! Errors are JSON `{"error": "..."}` with a 4xx status.
+//! Errors are JSON `{"error": "..."}` with a 4xx status. The device page (`crate::page`) adds
+//! its `/v1/page/...` routes behind the same checks, and its files at `/` and `/assets/`.
 //!
 //! No web page may drive it. Every request must
 //! 1. name the relay itself in `Host` (`127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`, or
