@@ -227,6 +227,9 @@ pub enum DevicePolicy {
     /// Offline: deliveries are QUEUED until the device is set online, then it behaves as the
     /// inner policy.
     Offline(Box<DevicePolicy>),
+    /// A person answers in a browser: the relay holds this device's key pair, decrypts its
+    /// decisions for the device page (`GET /` of the HTTP address) and never answers itself.
+    Browser,
 }
 
 impl DevicePolicy {
@@ -243,7 +246,7 @@ impl FromStr for DevicePolicy {
     type Err = String;
 
     /// Parses `approve`, `reject`, `ignore`, `approve-after=<ms>`, `reject-after=<ms>`,
-    /// `offline` (offline, then approve) or `offline:<policy>`.
+    /// `offline` (offline, then approve), `offline:<policy>` or `browser`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if let Some(inner) = s.strip_prefix("offline:") {
@@ -265,9 +268,10 @@ impl FromStr for DevicePolicy {
             "reject" => Ok(DevicePolicy::Reject),
             "ignore" => Ok(DevicePolicy::Ignore),
             "offline" => Ok(DevicePolicy::Offline(Box::new(DevicePolicy::Approve))),
+            "browser" => Ok(DevicePolicy::Browser),
             other => Err(format!(
                 "unknown device policy {other:?} (approve, reject, ignore, approve-after=<ms>, \
-                 reject-after=<ms>, offline, offline:<policy>)"
+                 reject-after=<ms>, offline, offline:<policy>, browser)"
             )),
         }
     }
@@ -282,6 +286,7 @@ impl fmt::Display for DevicePolicy {
             DevicePolicy::ApproveAfter(d) => write!(f, "approve-after={}", d.as_millis()),
             DevicePolicy::RejectAfter(d) => write!(f, "reject-after={}", d.as_millis()),
             DevicePolicy::Offline(inner) => write!(f, "offline:{inner}"),
+            DevicePolicy::Browser => f.write_str("browser"),
         }
     }
 }
@@ -576,5 +581,23 @@ mod tests {
         assert_eq!(faults.latency, Duration::from_millis(5));
         assert_eq!(faults.seed, 3);
         assert!(FileConfig::from_json(r#"{"apps":[],"bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn the_browser_policy_has_a_spec_string() {
+        let (_, id) = parse_identity_spec("dev-app:me:browser,offline:browser").unwrap();
+        assert_eq!(
+            id.devices,
+            vec![
+                DevicePolicy::Browser,
+                DevicePolicy::Offline(Box::new(DevicePolicy::Browser)),
+            ]
+        );
+        for p in &id.devices {
+            assert_eq!(&p.to_string().parse::<DevicePolicy>().unwrap(), p);
+        }
+        assert_eq!(DevicePolicy::Browser.to_string(), "browser");
+        assert!(" browser ".parse::<DevicePolicy>().is_ok());
+        assert!("browser=1".parse::<DevicePolicy>().is_err());
     }
 }

@@ -35,6 +35,7 @@ mod error;
 mod faults;
 mod grpc_server;
 mod http_api;
+mod page;
 mod service;
 mod state;
 mod tls;
@@ -50,6 +51,7 @@ pub use grpc_server::{
     MAX_CONCURRENT_STREAMS, MAX_FRAME_BYTES, MAX_HEADER_LIST_BYTES, MAX_LOCAL_ERROR_RESETS,
     MAX_PENDING_ACCEPT_RESETS, STREAM_WINDOW_BYTES, TLS_HANDSHAKE_TIMEOUT,
 };
+pub use page::CONTENT_SECURITY_POLICY;
 pub use state::{
     DecisionRecord, DecryptFailureRecord, DecryptedRecord, DeliveryRecord, Inspection,
 };
@@ -231,6 +233,14 @@ impl DevRelay {
     /// The address the HTTP device API is bound to.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The device page's URL with the access token in its fragment,
+    /// `http://127.0.0.1:PORT/#token=…`: a browser never sends a fragment to a server (nor in
+    /// `Referer`); the page reads it, keeps it in `sessionStorage` and sends it as
+    /// `Authorization: Bearer` on its API calls.
+    pub fn page_url(&self) -> String {
+        format!("http://{}/#token={}", self.http_addr, self.http_token)
     }
 
     /// The HTTP API's access token, new at every start: send it as

@@ -40,7 +40,8 @@ struct Cli {
 
     /// An identity with simulated devices: <app name>:<identity_id>:<policy>[,<policy>...]
     /// (repeatable). Policies: approve, reject, ignore, approve-after=<ms>, reject-after=<ms>,
-    /// offline (offline, then approve) or offline:<policy>. Without any identity and with the
+    /// offline (offline, then approve), offline:<policy> or browser (a person answers on the
+    /// device page, the `page` URL printed at start). Without any identity and with the
     /// default app: identity `demo-user` with one `approve` device.
     #[arg(long = "identity", value_name = "SPEC")]
     identities: Vec<String>,
@@ -261,13 +262,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             "WARNING: other machines can reach it. It is a development relay: its app tokens"
         );
         eprintln!("WARNING: are in its configuration, and its HTTP API answers decisions for");
-        eprintln!("WARNING: whoever has the access token. Use it on a network you trust only.");
+        eprintln!("WARNING: whoever has the access token (the device page is served there too).");
+        eprintln!("WARNING: Use it on a network you trust only.");
         eprintln!();
     }
     println!("noxy-devrelay is running");
     println!("  endpoint: {}", relay.endpoint());
     println!("  ca:       {ca_path}");
     println!("  http:     {}", relay.http_url());
+    println!("  page:     {} (the device page)", relay.page_url());
     println!(
         "  token:    {} (HTTP API: Authorization: Bearer <token>)",
         relay.http_token()

@@ -1018,8 +1018,9 @@ impl Relay {
             DevicePolicy::Reject => (false, Duration::ZERO),
             DevicePolicy::ApproveAfter(d) => (true, d),
             DevicePolicy::RejectAfter(d) => (false, d),
-            // `Offline` never gets here: `DevicePolicy::split` removes it at start.
-            DevicePolicy::Ignore | DevicePolicy::Offline(_) => return,
+            // `Offline` never gets here: `DevicePolicy::split` removes it at start. A browser
+            // device is answered by a person on the device page.
+            DevicePolicy::Ignore | DevicePolicy::Offline(_) | DevicePolicy::Browser => return,
         };
         if !delay.is_zero() {
             tokio::select! {
@@ -1355,6 +1356,200 @@ impl Relay {
     ) -> Option<Outcome> {
         self.wait_until(timeout, || self.terminal_outcome(app_name, decision_id))
             .await
+    }
+}
+
+/// A device as the device page lists it.
+pub(crate) struct PageDevice {
+    pub device_id: String,
+    /// The policy's spec string (`browser`, `approve`, ...); `None` for a device registered
+    /// over HTTP with its own key.
+    pub policy: Option<String>,
+    pub online: bool,
+}
+
+/// An identity of an app and its devices, for the device page.
+pub(crate) struct PageIdentity {
+    pub app_name: String,
+    pub identity_id: String,
+    pub devices: Vec<PageDevice>,
+}
+
+/// A decision delivered to a browser device, with what the page needs to show it (the
+/// ciphertext is decrypted outside the lock).
+pub(crate) struct PageItem {
+    pub envelope: Arc<Envelope>,
+    pub delivered_at_unix_ms: u64,
+    pub outcome: Outcome,
+    /// Time left before it expires (zero once terminal).
+    pub expires_in: Duration,
+    pub answered_by: Option<String>,
+}
+
+/// A browser device's inbox: its key, its identity and what was delivered to it.
+pub(crate) struct PageInbox {
+    pub secret: Arc<SecretKey>,
+    pub app_name: String,
+    pub identity_id: String,
+    pub items: Vec<PageItem>,
+}
+
+/// What the device page (`crate::page`) needs from the relay.
+impl Relay {
+    /// The state's version: it moves on every change.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// Waits until the version is not `seen`, the relay stops, or `timeout` passes; returns
+    /// the version then.
+    pub async fn changed_since(&self, seen: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut version = self.version.subscribe();
+        loop {
+            let now = *version.borrow_and_update();
+            if now != seen {
+                return now;
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return now,
+                changed = tokio::time::timeout_at(deadline, version.changed()) => {
+                    if !matches!(changed, Ok(Ok(()))) {
+                        return *version.borrow();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The app names, and every identity of every app with its devices, in app then
+    /// identity order (names only: never a token).
+    pub fn page_identities(&self) -> (Vec<String>, Vec<PageIdentity>) {
+        let st = lock(&self.state);
+        let mut out = Vec::new();
+        for (app, meta) in st.apps.iter().zip(&self.apps) {
+            for (identity_id, ids) in &app.identities {
+                let devices = ids
+                    .iter()
+                    .filter_map(|id| {
+                        let d = st.devices.get(id)?;
+                        Some(PageDevice {
+                            device_id: id.clone(),
+                            policy: d.sim.as_ref().map(|s| s.policy.to_string()),
+                            online: d.online,
+                        })
+                    })
+                    .collect();
+                out.push(PageIdentity {
+                    app_name: meta.name.clone(),
+                    identity_id: identity_id.clone(),
+                    devices,
+                });
+            }
+        }
+        (self.apps.iter().map(|a| a.name.clone()).collect(), out)
+    }
+
+    /// Adds a `browser` device, whose key pair the relay holds, to an identity (created when
+    /// new); returns its id. Counted like a device registered over HTTP.
+    pub fn add_browser_device(
+        &self,
+        app_name: &str,
+        identity_id: &str,
+    ) -> Result<String, RegisterError> {
+        if identity_id.is_empty() || identity_id.len() > 512 {
+            return Err(RegisterError::Invalid(
+                "identity_id must be 1 to 512 bytes".into(),
+            ));
+        }
+        let Some(&app) = self.app_names.get(app_name) else {
+            return Err(RegisterError::UnknownApp);
+        };
+        let (secret, pq_public_key) = device::generate_keypair();
+        let id = new_device_id();
+        let mut st = lock(&self.state);
+        let limits = st.limits.clone();
+        let app_state = &mut st.apps[app];
+        if app_state.registered >= limits.max_registered_devices_per_app {
+            return Err(RegisterError::Limit(format!(
+                "app {app_name:?} already has {} registered devices (the relay's limit)",
+                app_state.registered
+            )));
+        }
+        let devices = app_state
+            .identities
+            .get(identity_id)
+            .map_or(0, |ids| ids.len());
+        if devices >= limits.max_devices_per_identity {
+            return Err(RegisterError::Limit(format!(
+                "identity {identity_id:?} already has {devices} devices (the relay's limit)"
+            )));
+        }
+        app_state.registered += 1;
+        app_state
+            .identities
+            .entry(identity_id.to_string())
+            .or_default()
+            .push(id.clone());
+        st.devices.insert(
+            id.clone(),
+            Device {
+                app,
+                identity_id: identity_id.to_string(),
+                public_key: device::random_classical_key(),
+                pq_public_key,
+                online: true,
+                sim: Some(SimDevice {
+                    secret: Arc::new(secret),
+                    policy: DevicePolicy::Browser,
+                }),
+                inbox: BTreeMap::new(),
+                queued: BTreeSet::new(),
+            },
+        );
+        let wake = Self::unlock(st);
+        self.changed(wake);
+        Ok(id)
+    }
+
+    /// The decisions delivered to a `browser` device (not those still queued), in routing
+    /// order, with its key; `None` unless `device_id` is a browser device. Only references
+    /// are taken under the lock.
+    pub fn page_inbox(&self, device_id: &str) -> Option<PageInbox> {
+        let st = lock(&self.state);
+        let now = Instant::now();
+        let device = st.devices.get(device_id)?;
+        let sim = device
+            .sim
+            .as_ref()
+            .filter(|s| s.policy == DevicePolicy::Browser)?;
+        let items = device
+            .inbox
+            .iter()
+            .filter(|(seq, _)| !device.queued.contains(seq))
+            .filter_map(|(seq, decision)| {
+                let d = st.decisions.get(decision)?;
+                let delivery = d.deliveries.iter().find(|x| x.seq == *seq)?;
+                let outcome = d.outcome_at(now);
+                Some(PageItem {
+                    envelope: delivery.envelope.clone(),
+                    delivered_at_unix_ms: delivery.delivered_at_unix_ms,
+                    outcome,
+                    expires_in: if outcome == Outcome::Pending {
+                        d.expires_at.saturating_duration_since(now)
+                    } else {
+                        Duration::ZERO
+                    },
+                    answered_by: d.answered_by.clone(),
+                })
+            })
+            .collect();
+        Some(PageInbox {
+            secret: sim.secret.clone(),
+            app_name: self.app_name(device.app).to_string(),
+            identity_id: device.identity_id.clone(),
+            items,
+        })
     }
 }
 
