@@ -675,3 +675,13 @@ impl Writer<'_> {
             .map(drop)
     }
 }
+
+#[cfg(test)]
+impl Store {
+    /// Makes every later write fail (SQLITE_READONLY), as a full disk or a lost file would.
+    pub fn fail_writes(&self) {
+        self.conn
+            .pragma_update(None, "query_only", true)
+            .expect("query_only");
+    }
+}

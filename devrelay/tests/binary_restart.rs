@@ -1,6 +1,6 @@
-//! The `noxy-devrelay` binary killed with SIGKILL and restarted on the same ports and state
-//! directory: every answered request id keeps its answer, every decision its charge and
-//! outcome, queued stays queued, deadlines and device timers go on.
+//! The `noxy-devrelay` binary killed with SIGKILL (then stopped with SIGTERM) and restarted on
+//! the same ports and state directory: every answered request id keeps its answer, every
+//! decision its charge and outcome, queued stays queued, deadlines and device timers go on.
 
 mod common;
 
@@ -139,12 +139,9 @@ async fn killed_with_sigkill_and_restarted_on_the_same_port_loses_nothing() {
     child.0.wait().unwrap();
     let grpc_port = endpoint.rsplit(':').next().unwrap().to_string();
     let http_port = http_url.rsplit(':').next().unwrap().to_string();
-    let _child = spawn(
-        &state,
-        &ready,
-        &format!("127.0.0.1:{grpc_port}"),
-        &format!("127.0.0.1:{http_port}"),
-    );
+    let listen = format!("127.0.0.1:{grpc_port}");
+    let http_listen = format!("127.0.0.1:{http_port}");
+    let mut child = spawn(&state, &ready, &listen, &http_listen);
     let info = wait_for_ready_file(&ready, Some(&token));
     assert_eq!(
         info["endpoint"].as_str().unwrap(),
@@ -218,4 +215,18 @@ async fn killed_with_sigkill_and_restarted_on_the_same_port_loses_nothing() {
     assert_eq!(inspection["decrypt_failures"], 0);
     assert_eq!(inspection["quota_remaining"]["app-b"], 6);
     assert_eq!(inspection["deliveries"].as_array().unwrap().len(), 4);
+    drop(c);
+
+    // SIGTERM: an orderly stop, which closes the database (and removes its WAL file).
+    let pid = rustix::process::Pid::from_child(&child.0);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(child.0.wait().unwrap().success());
+    assert!(state.join("relay.db").exists());
+    assert!(!state.join("relay.db-wal").exists());
+    let _child = spawn(&state, &ready, &listen, &http_listen);
+    wait_for_ready_file(&ready, Some(&token));
+    let mut c = client_for(&endpoint, &ca).await;
+    assert_eq!(quota(&mut c, TOKEN).await.unwrap().quota_remaining, 6);
+    let r = outcome(&mut c, TOKEN, "d-q", "olivia").await.unwrap();
+    assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
 }

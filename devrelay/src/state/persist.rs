@@ -867,3 +867,94 @@ impl State {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FaultConfig;
+    use crate::proto::RouteDecisionRequest;
+    use crate::state::RouteError;
+
+    fn open(path: &std::path::Path) -> Arc<Relay> {
+        let storage = Store::open(path).expect("database opens");
+        let apps = [AppConfig::new("t", "a", 10).with_identity("u", vec![DevicePolicy::Ignore])];
+        Arc::new(
+            Relay::open(
+                &apps,
+                Limits::default(),
+                Faults::new(FaultConfig::default()),
+                CancellationToken::new(),
+                tokio::runtime::Handle::current(),
+                Some(storage),
+            )
+            .expect("relay"),
+        )
+    }
+
+    fn request(request_id: &str, device_id: &str) -> RouteDecisionRequest {
+        RouteDecisionRequest {
+            request_id: request_id.into(),
+            ciphertext: vec![0; 32],
+            ttl_seconds: 60,
+            target_device_id: device_id.into(),
+            kyber_ct: vec![3; device::KYBER_CT_LEN],
+            nonce: vec![0; device::NONCE_LEN],
+            decision_id: format!("d-{request_id}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_answers_unavailable_refuses_from_then_on_and_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let relay = open(&path);
+        let device = relay.device_ids("a", "u")[0].clone();
+        assert!(relay.route(0, request("r1", &device)).is_ok());
+        assert!(relay.failure().is_none());
+
+        match &lock(&relay.state).persist.slot {
+            Slot::Open(store) => store.fail_writes(),
+            _ => unreachable!("a database is open"),
+        }
+        let err = relay.route(0, request("r2", &device)).unwrap_err();
+        let RouteError::Unavailable(msg) = err else {
+            panic!("{err:?}")
+        };
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert_eq!(relay.failure(), Some(msg.as_str()));
+        // Whatever changes next is not written either.
+        assert!(relay.set_device_online(&device, false));
+        assert!(relay.failure().is_some());
+        relay.close_store();
+        drop(relay);
+
+        // The database holds what was committed, and nothing of the failed call.
+        let relay = open(&path);
+        let snap = relay.inspect();
+        assert_eq!(snap.decisions.len(), 1);
+        assert_eq!(snap.decisions[0].decision_id, "d-r1");
+        assert_eq!(snap.quota_remaining["a"], 9);
+        assert_eq!(
+            relay.device_ids("a", "u"),
+            vec![device.clone()],
+            "the same device"
+        );
+        assert!(lock(&relay.state).devices[&device].online);
+        // r2 was never answered: routing it now is new, and charged once.
+        let (status, _) = relay.route(0, request("r2", &device)).unwrap();
+        assert_eq!(status, DeliveryStatus::Delivered);
+        assert_eq!(relay.inspect().quota_remaining["a"], 8);
+    }
+
+    #[test]
+    fn the_clock_converts_both_ways_to_the_millisecond() {
+        let clock = Clock::now();
+        for offset in [0u64, 1, 999, 3_600_000, 86_400_000] {
+            let later = clock.instant + Duration::from_millis(offset);
+            assert_eq!(clock.unix_ms(later), clock.unix_ms + offset);
+            assert_eq!(clock.instant(clock.unix_ms + offset), later);
+            let earlier = clock.unix_ms - offset;
+            assert_eq!(clock.unix_ms(clock.instant(earlier)), earlier);
+        }
+    }
+}
