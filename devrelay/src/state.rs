@@ -580,6 +580,18 @@ impl State {
             return;
         };
         self.schedule.remove(&d.due);
+        if self.persist.active() {
+            let deliveries = d
+                .deliveries
+                .iter()
+                .map(|x| (x.seq, x.envelope.request_id.clone()))
+                .collect();
+            self.persist.mark(Dirty::Evicted {
+                seq,
+                app: d.app,
+                deliveries,
+            });
+        }
         self.decision_index.remove(&(d.app, d.decision_id));
         for delivery in d.deliveries {
             self.requests
@@ -591,7 +603,6 @@ impl State {
             self.stored_bytes -= delivery.envelope.stored_bytes();
         }
         self.counters.evicted_decisions += 1;
-        self.persist.mark(Dirty::Decision(seq));
     }
 
     /// Does what is due at or before `now`; returns whether anything changed.
@@ -646,6 +657,7 @@ impl SimDevice {
             policy: self.policy.clone(),
             envelope: envelope.clone(),
             waited: Duration::ZERO,
+            decrypted: false,
         }
     }
 }
@@ -660,6 +672,8 @@ struct SimWork {
     envelope: Arc<Envelope>,
     /// How much of an `-after` delay has already passed (resumed after a restart).
     waited: Duration,
+    /// Already decrypted and recorded (resumed after a restart): straight to the policy.
+    decrypted: bool,
 }
 
 /// Result of a device's answer.
@@ -953,7 +967,14 @@ impl Relay {
     /// A simulated device receives a decision: decrypt, then act on its policy.
     async fn run_sim(self: Arc<Self>, work: SimWork) {
         let env = &*work.envelope;
-        match device::decrypt(&work.secret, &env.kyber_ct, &env.nonce, &env.ciphertext) {
+        // A delivery resumed after a restart may have been decrypted and recorded before it.
+        let decrypted = if work.decrypted {
+            Ok(None)
+        } else {
+            device::decrypt(&work.secret, &env.kyber_ct, &env.nonce, &env.ciphertext).map(Some)
+        };
+        match decrypted {
+            Ok(None) => {}
             Err(reason) => {
                 tracing::warn!(device_id = %work.device_id, decision_id = %env.decision_id, reason, "simulated device could not decrypt a decision");
                 self.record_sim(
@@ -964,7 +985,7 @@ impl Relay {
                 );
                 return;
             }
-            Ok(plaintext) => {
+            Ok(Some(plaintext)) => {
                 let plaintext_sha256_hex = device::sha256_hex(&plaintext);
                 self.record_sim(
                     &work,

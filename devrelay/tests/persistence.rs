@@ -245,6 +245,16 @@ async fn eviction_deletes_rows_and_counters_persist() {
     assert!(relay.wait_for(WAIT, |i| i.evicted_decisions == 1).await);
     drop(c);
     relay.shutdown().await;
+    // Every row of the decision went: its delivery and its request id's answer too.
+    {
+        let db = rusqlite::Connection::open(dir.path().join(STATE_DB_FILE)).unwrap();
+        for table in ["decisions", "deliveries", "requests"] {
+            let rows: i64 = db
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 0, "{table}");
+        }
+    }
 
     let relay = DevRelay::start(cfg).await.unwrap();
     let snap = relay.inspect();
