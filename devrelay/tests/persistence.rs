@@ -10,7 +10,7 @@ use common::*;
 use noxy_devrelay::proto::{DecisionOutcome, DeliveryStatus};
 use noxy_devrelay::{
     AppConfig, AppStatus, DevRelay, DevRelayConfig, DevRelayError, DevicePolicy, FailWhen, Limits,
-    Storage, STATE_DB_FILE,
+    Storage, SCHEMA_VERSION, STATE_DB_FILE,
 };
 use tonic::Code;
 
@@ -352,6 +352,20 @@ async fn an_incompatible_or_foreign_database_is_refused_with_the_way_out() {
         !dir.path().join(format!("{STATE_DB_FILE}-wal")).exists(),
         "a clean stop checkpoints and removes the WAL"
     );
+    // The first start created the schema, with its version.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let version: i64 = c
+            .query_row("SELECT user_version FROM pragma_user_version", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let devices: i64 = c
+            .query_row("SELECT count(*) FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(devices, 4);
+    }
 
     patch_header(&db, 60, 99);
     let err = DevRelay::start(config(dir.path(), apps()))
