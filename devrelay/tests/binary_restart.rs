@@ -40,7 +40,7 @@ fn spawn(state: &Path, ready: &Path, listen: &str, http_listen: &str) -> Child {
             "--identity",
             "app-b:ian:ignore",
             "--identity",
-            "app-b:slow:approve-after=3000",
+            "app-b:slow:approve-after=4000",
             "--log-level",
             "warn",
         ])
@@ -117,7 +117,7 @@ async fn killed_with_sigkill_and_restarted_on_the_same_port_loses_nothing() {
         .unwrap();
     assert_eq!(queued.status, DeliveryStatus::Queued as i32);
     let routed_at = Instant::now();
-    let expiring = route(&mut c, TOKEN, req(2, "r-exp", "d-exp", 3))
+    let expiring = route(&mut c, TOKEN, req(2, "r-exp", "d-exp", 4))
         .await
         .unwrap();
     assert_eq!(expiring.status, DeliveryStatus::Delivered as i32);
@@ -166,7 +166,7 @@ async fn killed_with_sigkill_and_restarted_on_the_same_port_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(again.status, DeliveryStatus::Queued as i32);
-    let again = route(&mut c, TOKEN, req(2, "r-exp", "d-exp", 3))
+    let again = route(&mut c, TOKEN, req(2, "r-exp", "d-exp", 4))
         .await
         .unwrap();
     assert_eq!(again.status, DeliveryStatus::Delivered as i32);
@@ -179,7 +179,7 @@ async fn killed_with_sigkill_and_restarted_on_the_same_port_loses_nothing() {
     // The TTL and the device's timer go on from where they were.
     let r = wait_terminal(&mut c, TOKEN, "d-exp", "ian").await;
     assert_eq!(r.outcome, DecisionOutcome::Expired as i32);
-    assert!(routed_at.elapsed() >= Duration::from_millis(2990));
+    assert!(routed_at.elapsed() >= Duration::from_millis(3990));
     let r = wait_terminal(&mut c, TOKEN, "d-slow", "slow").await;
     assert_eq!(r.outcome, DecisionOutcome::Approved as i32);
 

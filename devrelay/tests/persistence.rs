@@ -29,7 +29,7 @@ fn apps() -> Vec<AppConfig> {
         .with_identity("ian", vec![DevicePolicy::Ignore])
         .with_identity(
             "slow",
-            vec![DevicePolicy::ApproveAfter(Duration::from_millis(3000))],
+            vec![DevicePolicy::ApproveAfter(Duration::from_millis(4000))],
         )]
 }
 
@@ -72,11 +72,11 @@ async fn a_restart_keeps_answers_charges_queues_deadlines_and_device_timers() {
     // Queued on an offline device.
     let (_, queued) = route_first(&relay, &mut c, MAIN, "olivia", "r-queued", "d-q", 60).await;
     assert_eq!(queued.status, DeliveryStatus::Queued as i32);
-    // Pending, expiring 3 s after it was routed.
+    // Pending, expiring 4 s after it was routed (time enough to reach the restart).
     let routed_at = Instant::now();
-    let (_, expiring) = route_first(&relay, &mut c, MAIN, "ian", "r-exp", "d-exp", 3).await;
+    let (_, expiring) = route_first(&relay, &mut c, MAIN, "ian", "r-exp", "d-exp", 4).await;
     assert_eq!(expiring.status, DeliveryStatus::Delivered as i32);
-    // Pending, approved by its device 3 s after its delivery.
+    // Pending, approved by its device 4 s after its delivery.
     let (_, slow) = route_first(&relay, &mut c, MAIN, "slow", "r-slow", "d-slow", 60).await;
     // Acted on, then UNAVAILABLE: the answer must be on disk before the failure.
     relay.fail_next("RouteDecision", 1, FailWhen::AfterActing);
@@ -178,7 +178,7 @@ async fn a_restart_keeps_answers_charges_queues_deadlines_and_device_timers() {
             .as_deref(),
         Some("EXPIRED")
     );
-    assert!(routed_at.elapsed() >= Duration::from_millis(2990));
+    assert!(routed_at.elapsed() >= Duration::from_millis(3990));
     // The approve-after device took its decision up again; its delay counts from delivery.
     assert_eq!(
         relay
@@ -187,7 +187,7 @@ async fn a_restart_keeps_answers_charges_queues_deadlines_and_device_timers() {
             .as_deref(),
         Some("APPROVED")
     );
-    assert!(routed_at.elapsed() >= Duration::from_millis(2990));
+    assert!(routed_at.elapsed() >= Duration::from_millis(3990));
     // The queued delivery is delivered once the device comes online.
     assert!(!relay
         .inspect()
