@@ -35,6 +35,30 @@ pub struct DevRelayConfig {
     pub allow_non_loopback: bool,
     /// Memory bounds: eviction, inbox and registration caps.
     pub limits: Limits,
+    /// Where the relay keeps its state: in memory (the default here) or in a SQLite
+    /// database that survives restarts (the binary's default, `relay.db` in its state
+    /// directory).
+    pub storage: Storage,
+}
+
+/// Where a relay keeps its apps, devices, decisions, deliveries and request-id answers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Storage {
+    /// In memory only: everything is gone when the relay stops.
+    #[default]
+    InMemory,
+    /// In a SQLite database at this path, created (mode 0600) when missing and restored
+    /// from at start: every change is committed to it before the call that made it
+    /// answers, so a restart, even after SIGKILL, loses nothing the relay had answered.
+    /// One relay at a time may use it.
+    File(PathBuf),
+}
+
+impl Storage {
+    /// The database `relay.db` in a state directory (as the binary uses by default).
+    pub fn in_state_dir(dir: impl Into<PathBuf>) -> Storage {
+        Storage::File(dir.into().join(crate::store::STATE_DB_FILE))
+    }
 }
 
 impl Default for DevRelayConfig {
@@ -47,6 +71,7 @@ impl Default for DevRelayConfig {
             faults: FaultConfig::default(),
             allow_non_loopback: false,
             limits: Limits::default(),
+            storage: Storage::InMemory,
         }
     }
 }

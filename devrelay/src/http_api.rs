@@ -141,10 +141,24 @@ pub(crate) fn router(relay: Arc<Relay>, token: &str, addr: SocketAddr) -> Router
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         })
-        .with_state(relay)
+        .with_state(relay.clone())
+        .layer(middleware::from_fn_with_state(relay, storage_guard))
         .layer(middleware::from_fn_with_state(gate_state, gate))
         // The device page's HTML, script and style: no token (they hold no secret).
         .merge(crate::page::page_routes(addr))
+}
+
+/// Refuses every request (503) once the relay could not write to its database, or has
+/// stopped: what a route did or would show may not be on disk.
+async fn storage_guard(State(relay): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(failure) = relay.failure() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, failure).into_response();
+    }
+    let response = next.run(req).await;
+    match relay.failure() {
+        Some(failure) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, failure).into_response(),
+        None => response,
+    }
 }
 
 /// A 4xx answer with a JSON `{"error": ...}` body.

@@ -47,6 +47,9 @@ impl RelayService {
         if method == "RouteDecision" {
             self.relay.count_route_call();
         }
+        if let Some(failure) = self.relay.failure() {
+            return Err(Status::unavailable(failure.to_string()));
+        }
         let action = self.relay.faults().decide(method);
         if !action.latency.is_zero() {
             tokio::select! {
@@ -72,7 +75,11 @@ impl RelayService {
             ));
         };
         let app_name = self.relay.app_name(app);
-        let result = handler(&self.relay, app, request.into_inner());
+        let mut result = handler(&self.relay, app, request.into_inner());
+        if let (Ok(_), Some(failure)) = (&result, self.relay.failure()) {
+            // What the handler did may not be on disk: the caller must not see it.
+            result = Err(Status::unavailable(failure.to_string()));
+        }
         let code = match &result {
             Ok(_) => tonic::Code::Ok,
             Err(s) => s.code(),
@@ -195,6 +202,7 @@ impl AgentService for RelayService {
             let (status, decision_id) = relay.route(app, req).map_err(|e| match e {
                 RouteError::Invalid(msg) => Status::invalid_argument(msg),
                 RouteError::Exhausted(msg) => Status::resource_exhausted(msg),
+                RouteError::Unavailable(msg) => Status::unavailable(msg),
             })?;
             tracing::info!(?status, "RouteDecision outcome");
             Ok(DeliveryOutcome {
