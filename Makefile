@@ -31,7 +31,7 @@ INSTALLED := $(INCLUDEDIR)/noxy.h $(INCLUDEDIR)/noxy.hpp \
   $(LIBDIR)/cmake/noxy/noxy-config.cmake $(LIBDIR)/cmake/noxy/noxy-config-version.cmake
 
 .PHONY: lib header examples test-c test-c-valgrind test-c-asan demo test test-rust test-cpp \
-  test-install install uninstall test-go test-dotnet test-swift bench-build bench-load test-load test-jvm \
+  test-install install uninstall test-go test-dotnet test-swift bench-build bench-load test-load soak test-soak test-jvm \
   demo-browser test-browser
 
 ## lib: target/release/libnoxy.so (soname libnoxy.so.0, + the libnoxy.so.0 link), libnoxy.a,
@@ -159,6 +159,17 @@ bench-load: bench-build
 test-load: bench-build
 	$(RELEASE)/bench/load --relay $(RELEASE)/noxy-devrelay --waits 2000 --fault-decisions 500 --check
 
+## soak: 10 000 send-and-wait decisions through one client handle while the relay fails 30 % of
+## its RPCs and is killed (SIGKILL) and restarted on the same port and state twice; one summary
+## line (approved, lost, deliveries, duplicates, charges, wall time).
+soak: bench-build
+	$(RELEASE)/bench/soak --relay $(RELEASE)/noxy-devrelay --decisions 10000 --restarts 2 --check
+
+## test-soak: the bounded soak of `make test`: 1 000 decisions, one restart; fails unless every
+## decision was approved, each request id delivered once and each decision charged once.
+test-soak: bench-build
+	$(RELEASE)/bench/soak --relay $(RELEASE)/noxy-devrelay --decisions 1000 --restarts 1 --check
+
 bench-build: lib
 	$(CARGO) build --release -p noxy-devrelay
 	mkdir -p $(RELEASE)/bench
@@ -184,5 +195,5 @@ test-browser:
 	$(CARGO) test -p noxy-devrelay --test browser -- --ignored --test-threads=1
 
 ## test: everything — the README's second command, and what CI runs.
-test: test-rust test-c test-c-valgrind test-c-asan test-load test-cpp test-install test-go \
+test: test-rust test-c test-c-valgrind test-c-asan test-load test-soak test-cpp test-install test-go \
   test-dotnet test-swift test-jvm test-browser
