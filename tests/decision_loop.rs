@@ -238,6 +238,34 @@ async fn transient_failures_before_acting_are_retried_up_to_the_attempt_cap() {
     assert_eq!(relay.inspect().route_calls, 6);
 }
 
+/// The relay's ERROR delivery status is retried under the same request id while the policy
+/// allows, then reported as what the relay answered (not turned into a made-up error).
+#[tokio::test]
+async fn a_delivery_the_relay_keeps_answering_error_is_reported_as_error() {
+    let relay = start_relay().await;
+    let mut config = config(&relay, TOKEN);
+    config.retry.max_attempts = Some(3);
+    let client = noxy::Client::new(config).unwrap();
+    relay.fail_next("RouteDecision", 3, FailWhen::DeliveryError);
+    let sent = send(&client, "alice").await.unwrap();
+    let delivery = sent.deliveries[0].outcome.as_ref().unwrap();
+    assert_eq!(delivery.status, DeliveryStatus::Error);
+    assert_eq!(sent.accepted_decision_id(), None, "nothing to wait on");
+    assert_eq!(relay.inspect().route_calls, 3);
+    // Retried under one request id, an ERROR answer that clears is a delivery like any other.
+    relay.fail_next("RouteDecision", 2, FailWhen::DeliveryError);
+    let sent = send(&client, "alice").await.unwrap();
+    let delivery = sent.deliveries[0].outcome.as_ref().unwrap();
+    assert_eq!(delivery.status, DeliveryStatus::Delivered);
+    let inspection = relay.inspect();
+    assert_eq!(inspection.route_calls, 6);
+    assert_eq!(inspection.deliveries.len(), 1);
+    assert_eq!(
+        inspection.deliveries[0].request_id,
+        sent.deliveries[0].request_id
+    );
+}
+
 #[tokio::test]
 async fn retries_are_bounded_by_the_budget_without_an_attempt_cap() {
     let relay = start_relay().await;

@@ -438,6 +438,10 @@ pub enum FailWhen {
     /// [`crate::GOAWAY_DRAIN`] later without answering the call: a graceful shutdown whose
     /// drain time ran out.
     GoawayAfterActing,
+    /// A `RouteDecision` is answered with delivery status ERROR (the relay's transient delivery
+    /// failure, to be retried with the same request id) without acting; any other call fails
+    /// with UNAVAILABLE without acting.
+    DeliveryError,
 }
 
 mod duration_ms {

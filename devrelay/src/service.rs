@@ -67,6 +67,12 @@ impl RelayService {
         if let Some(failure) = action.before {
             return Err(inject(method, failure, false, conn, stream).await);
         }
+        if action.delivery_error {
+            tracing::info!(method, "fault injection: delivery status ERROR");
+            return Resp::delivery_error()
+                .map(Response::new)
+                .ok_or_else(|| Status::unavailable("injected fault (before acting)"));
+        }
         let Some(app) = bearer_token(request.metadata()).and_then(|t| self.relay.authenticate(t))
         else {
             tracing::info!(method, code = ?tonic::Code::Unauthenticated, "call refused");
@@ -160,13 +166,26 @@ async fn inject(
 /// A response that fault injection can turn into a malformed one ([`FailWhen::MalformedAnswer`]).
 ///
 /// [`FailWhen::MalformedAnswer`]: crate::FailWhen::MalformedAnswer
-pub(crate) trait Malformable {
+pub(crate) trait Malformable: Sized {
     fn make_malformed(&mut self);
+
+    /// The answer that reports the relay's transient delivery failure, for the messages that
+    /// can carry one.
+    fn delivery_error() -> Option<Self> {
+        None
+    }
 }
 
 impl Malformable for DeliveryOutcome {
     fn make_malformed(&mut self) {
         self.status = 99;
+    }
+
+    fn delivery_error() -> Option<Self> {
+        Some(DeliveryOutcome {
+            status: crate::proto::DeliveryStatus::Error as i32,
+            ..DeliveryOutcome::default()
+        })
     }
 }
 
