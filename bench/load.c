@@ -57,16 +57,7 @@ static long start_decisions(noxy_client *client, const char *identity, long n,
     return started;
 }
 
-static long thread_count(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f == NULL) return -1;
-    char line[256];
-    long threads = -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, "Threads:", 8) == 0) threads = strtol(line + 8, NULL, 10);
-    fclose(f);
-    return threads;
-}
+static long thread_count(void) { return proc_status_field("/proc/self/status", "Threads:"); }
 
 /* Phase 0: what an idle client costs, with its own runtime and/or on the shared one. */
 static void idle_clients(const relay_t *relay, int n, int first_shared, int last_shared) {

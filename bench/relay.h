@@ -182,18 +182,24 @@ static inline long heap_in_use_kib(void) {
     return (long)((info.uordblks + info.hblkhd) / 1024);
 }
 
+/* A numeric field (`VmRSS:`, `Threads:`) of a /proc status file; -1 when it cannot be read. */
+static inline long proc_status_field(const char *path, const char *field) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return -1;
+    char line[256];
+    long value = -1;
+    size_t len = strlen(field);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, field, len) == 0) value = strtol(line + len, NULL, 10);
+    fclose(f);
+    return value;
+}
+
 /* The relay's resident memory (KiB) and CPU time so far (seconds), from /proc (Linux). */
 static inline long relay_rss_kib(const relay_t *r) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/status", (int)r->pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) return -1;
-    char line[256];
-    long kib = -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, "VmRSS:", 6) == 0) kib = strtol(line + 6, NULL, 10);
-    fclose(f);
-    return kib;
+    return proc_status_field(path, "VmRSS:");
 }
 
 static inline double relay_cpu_s(const relay_t *r) {
@@ -210,15 +216,6 @@ static inline double relay_cpu_s(const relay_t *r) {
 }
 
 /* The resident memory of this process, in KiB (Linux). */
-static inline long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f == NULL) return -1;
-    char line[256];
-    long kib = -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, "VmRSS:", 6) == 0) kib = strtol(line + 6, NULL, 10);
-    fclose(f);
-    return kib;
-}
+static inline long rss_kib(void) { return proc_status_field("/proc/self/status", "VmRSS:"); }
 
 #endif /* NOXY_BENCH_RELAY_H */
