@@ -15,12 +15,7 @@
  * With --check it exits non-zero unless there were 0 errors and 0 duplicates (what `make test`
  * asserts); the timings and sizes are printed, never asserted. SIGPIPE keeps its default
  * disposition: a library write to a dropped connection would end this process. */
-#include "relay.h"
-
-#include <pthread.h>
-#include <stdatomic.h>
-
-#include "noxy.h"
+#include "host.h"
 
 #define TOKEN "load-token"
 #define APP "load"
@@ -37,94 +32,6 @@ static void count_rpcs(noxy_log_level level, const char *message, void *user_dat
     if (strstr(message, "method=GetDecisionOutcome") != NULL) atomic_fetch_add(&g_polls, 1);
 }
 
-typedef struct {
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    long done, ok, approved, cancelled, failed;
-    char first_error[256];
-} tally_t;
-
-static tally_t g_tally = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, ""};
-
-static void tally_reset(void) {
-    pthread_mutex_lock(&g_tally.mutex);
-    g_tally.done = g_tally.ok = g_tally.approved = g_tally.cancelled = g_tally.failed = 0;
-    g_tally.first_error[0] = 0;
-    pthread_mutex_unlock(&g_tally.mutex);
-}
-
-static void on_decision(void *user_data, noxy_error *error, noxy_decision_result *result) {
-    (void)user_data;
-    pthread_mutex_lock(&g_tally.mutex);
-    g_tally.done++;
-    if (error == NULL) {
-        g_tally.ok++;
-        if (noxy_decision_result_outcome(result) == NOXY_OUTCOME_APPROVED) g_tally.approved++;
-    } else if (noxy_error_code(error) == NOXY_ERROR_CANCELLED) {
-        g_tally.cancelled++;
-    } else {
-        if (g_tally.failed++ == 0)
-            snprintf(g_tally.first_error, sizeof g_tally.first_error, "%s: %s",
-                     noxy_error_code_name(noxy_error_code(error)), noxy_error_message(error));
-    }
-    pthread_cond_broadcast(&g_tally.cond);
-    pthread_mutex_unlock(&g_tally.mutex);
-    noxy_error_free(error);
-    noxy_decision_result_free(result);
-}
-
-static long tally_done(void) {
-    pthread_mutex_lock(&g_tally.mutex);
-    long done = g_tally.done;
-    pthread_mutex_unlock(&g_tally.mutex);
-    return done;
-}
-
-/* Waits until `target` callbacks ran, at most `seconds`. */
-static int wait_done(long target, double seconds) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)seconds;
-    pthread_mutex_lock(&g_tally.mutex);
-    while (g_tally.done < target) {
-        if (pthread_cond_timedwait(&g_tally.cond, &g_tally.mutex, &deadline) == ETIMEDOUT) break;
-    }
-    int reached = g_tally.done >= target;
-    pthread_mutex_unlock(&g_tally.mutex);
-    return reached;
-}
-
-/* Waits (a bounded poll of a counter the library's callbacks move) until *counter >= target. */
-static int wait_counter(atomic_long *counter, long target, double seconds) {
-    double end = now_s() + seconds;
-    while (atomic_load(counter) < target) {
-        if (now_s() > end) return 0;
-        pause_ms(10);
-    }
-    return 1;
-}
-
-static int ok(const char *what, noxy_error *error) {
-    if (error == NULL) return 1;
-    fprintf(stderr, "%s: %s\n", what, noxy_error_message(error));
-    noxy_error_free(error);
-    return 0;
-}
-
-static noxy_client *new_client(const relay_t *relay, int count_rpc_events) {
-    noxy_config *config = noxy_config_new();
-    int good = ok("endpoint", noxy_config_set_endpoint(config, relay->endpoint)) &&
-               ok("token", noxy_config_set_app_token(config, TOKEN)) &&
-               ok("ca", noxy_config_set_ca_pem_file(config, relay->ca_path)) &&
-               (!count_rpc_events ||
-                ok("log", noxy_config_set_log_callback(config, count_rpcs, NULL, NULL,
-                                                       NOXY_LOG_DEBUG)));
-    noxy_client *client = NULL;
-    if (good) good = ok("client", noxy_client_new(config, &client));
-    noxy_config_free(config);
-    return good ? client : NULL;
-}
-
 static noxy_wait_options *wait_options(void) {
     noxy_wait_options *wait = noxy_wait_options_new();
     noxy_error_free(noxy_wait_options_set_initial_interval_ms(wait, 20));
@@ -133,13 +40,6 @@ static noxy_wait_options *wait_options(void) {
     return wait;
 }
 
-static uint64_t quota_remaining(noxy_client *client) {
-    noxy_quota *quota = NULL;
-    if (!ok("quota", noxy_get_quota(client, &quota))) return 0;
-    uint64_t remaining = noxy_quota_remaining(quota);
-    noxy_quota_free(quota);
-    return remaining;
-}
 
 /* Starts `n` send-and-wait decisions for `identity`; returns how many started. */
 static long start_decisions(noxy_client *client, const char *identity, long n,
@@ -157,9 +57,36 @@ static long start_decisions(noxy_client *client, const char *identity, long n,
     return started;
 }
 
+static long thread_count(void) { return proc_status_field("/proc/self/status", "Threads:"); }
+
+/* Phase 0: what an idle client costs, with its own runtime and/or on the shared one. */
+static void idle_clients(const relay_t *relay, int n, int first_shared, int last_shared) {
+    for (int shared = first_shared; shared >= last_shared; shared--) {
+        noxy_client **clients = calloc((size_t)n, sizeof *clients);
+        long rss_before = rss_kib(), threads_before = thread_count();
+        for (int i = 0; i < n; i++) {
+            noxy_config *config = noxy_config_new();
+            noxy_error_free(noxy_config_set_endpoint(config, relay->endpoint));
+            noxy_error_free(noxy_config_set_app_token(config, TOKEN));
+            noxy_error_free(noxy_config_set_ca_pem_file(config, relay->ca_path));
+            noxy_error_free(noxy_config_set_shared_runtime(config, shared));
+            ok("client", noxy_client_new(config, &clients[i]));
+            noxy_config_free(config);
+            quota_remaining(clients[i]); /* connected, then idle */
+        }
+        long rss = rss_kib() - rss_before, threads = thread_count() - threads_before;
+        printf("idle clients (%s runtime): %d clients: +%ld threads (%.1f each), +%ld KiB RSS "
+               "(%.0f KiB each, connected)\n",
+               shared ? "shared" : "own", n, threads, (double)threads / n, rss,
+               (double)rss / n);
+        for (int i = 0; i < n; i++) noxy_free(clients[i]);
+        free(clients);
+    }
+}
+
 /* Phase 1: N waiting decisions. Returns the number of errors. */
 static long concurrent_waits(const relay_t *relay, long n) {
-    noxy_client *client = new_client(relay, 1);
+    noxy_client *client = host_client(relay, TOKEN, count_rpcs);
     if (client == NULL) return 1;
     quota_remaining(client); /* connect first: the connection's buffers are not per decision */
     tally_reset();
@@ -167,6 +94,8 @@ static long concurrent_waits(const relay_t *relay, long n) {
     noxy_error_free(noxy_send_options_set_ttl_seconds(send, 3600));
     noxy_wait_options *wait = wait_options();
     long rss_before = rss_kib(), heap_before = heap_in_use_kib();
+    long relay_rss_before = relay_rss_kib(relay);
+    double relay_cpu_before = relay_cpu_s(relay);
     long routed_before = atomic_load(&g_routed), polls_before = atomic_load(&g_polls);
     double t0 = now_s();
     long started = start_decisions(client, "waiter", n, send, wait);
@@ -177,11 +106,13 @@ static long concurrent_waits(const relay_t *relay, long n) {
     /* Every decision has been polled at least twice on average: steady state between polls. */
     int polled = wait_counter(&g_polls, polls_before + 2 * started, 600);
     long rss_waiting = rss_kib(), heap_waiting = heap_in_use_kib();
+    long relay_rss_waiting = relay_rss_kib(relay);
     long polled_more = atomic_load(&g_polls) + started;
     wait_counter(&g_polls, polled_more, 600);
     long rss_later = rss_kib();
     long errors_while_waiting = tally_done(); /* nothing may end: the device never answers */
     double t2 = now_s();
+    double relay_cpu = relay_cpu_s(relay) - relay_cpu_before;
     ok("close", noxy_client_close(client));
     int drained = ok("drain", noxy_client_drain(client, 120000));
     double t3 = now_s();
@@ -201,6 +132,9 @@ static long concurrent_waits(const relay_t *relay, long n) {
     printf("  %.1f s of waiting, %ld polls; close + drain: %ld cancelled in %.2f s%s\n", t2 - t1,
            atomic_load(&g_polls) - polls_before, cancelled, t3 - t2,
            drained ? "" : " (DRAIN TIMED OUT)");
+    printf("  the relay: RSS %ld KiB before, %ld KiB with all waiting; %.1f s of CPU over the "
+           "%.1f s of routing and waiting (%.0f %% of one core)\n",
+           relay_rss_before, relay_rss_waiting, relay_cpu, t2 - t0, 100.0 * relay_cpu / (t2 - t0));
     if (g_tally.first_error[0]) printf("  first error: %s\n", g_tally.first_error);
     return (started != n) + !routed + !polled + errors_while_waiting + !drained +
            (cancelled != started);
@@ -208,7 +142,7 @@ static long concurrent_waits(const relay_t *relay, long n) {
 
 /* Phase 2: throughput of decisions a device approves. Returns the number of errors. */
 static long throughput(const relay_t *relay, long n) {
-    noxy_client *client = new_client(relay, 0);
+    noxy_client *client = host_client(relay, TOKEN, NULL);
     if (client == NULL) return 1;
     quota_remaining(client);
     tally_reset();
@@ -226,18 +160,10 @@ static long throughput(const relay_t *relay, long n) {
     return (started != n) + !all + g_tally.failed + (g_tally.approved != n);
 }
 
-/* Counts deliveries the relay made more than once for one request id. */
-static long repeated_deliveries(const char *inspection) {
-    long repeated = 0;
-    for (const char *at = strstr(inspection, "\"count\":"); at != NULL;
-         at = strstr(at + 1, "\"count\":"))
-        if (atol(at + 8) > 1) repeated++;
-    return repeated;
-}
 
 /* Phase 3: 30 % injected UNAVAILABLE, default client settings. Returns failures+duplicates. */
 static long faults(const relay_t *relay, long m) {
-    noxy_client *client = new_client(relay, 0);
+    noxy_client *client = host_client(relay, TOKEN, NULL);
     if (client == NULL) return 1;
     uint64_t quota_before = quota_remaining(client);
     tally_reset();
@@ -268,6 +194,7 @@ int main(int argc, char **argv) {
     snprintf(relay.binary, sizeof relay.binary, "%s", "target/release/noxy-devrelay");
     long waits = 10000, fault_decisions = 2000;
     int check = 0;
+    const char *idle_only = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--relay") == 0 && i + 1 < argc)
             snprintf(relay.binary, sizeof relay.binary, "%s", argv[++i]);
@@ -277,9 +204,12 @@ int main(int argc, char **argv) {
             fault_decisions = atol(argv[++i]);
         else if (strcmp(argv[i], "--check") == 0)
             check = 1;
+        else if (strcmp(argv[i], "--idle-only") == 0 && i + 1 < argc)
+            idle_only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--relay PATH] [--waits N] [--fault-decisions M] [--check]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [--relay PATH] [--waits N] [--fault-decisions M] [--check]\n"
+                            "       %s [--relay PATH] --idle-only own|shared\n",
+                    argv[0], argv[0]);
             return 2;
         }
     }
@@ -293,6 +223,14 @@ int main(int argc, char **argv) {
     if (relay_start(&relay, plain) != 0) return 2;
     printf("libnoxy %s, relay %s, %d workers per client\n", noxy_version(), relay.endpoint,
            NOXY_DEFAULT_WORKER_THREADS);
+    if (idle_only != NULL) {
+        /* One kind per process: the allocator's warm-up is then paid by each measurement. */
+        int shared = strcmp(idle_only, "shared") == 0;
+        idle_clients(&relay, 50, shared, shared);
+        relay_stop(&relay, SIGTERM);
+        return 0;
+    }
+    idle_clients(&relay, 20, 1, 0);
     long problems = concurrent_waits(&relay, waits);
     problems += throughput(&relay, waits < 2000 ? waits : 2000);
     relay_stop(&relay, SIGTERM);

@@ -182,16 +182,40 @@ static inline long heap_in_use_kib(void) {
     return (long)((info.uordblks + info.hblkhd) / 1024);
 }
 
-/* The resident memory of this process, in KiB (Linux). */
-static inline long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
+/* A numeric field (`VmRSS:`, `Threads:`) of a /proc status file; -1 when it cannot be read. */
+static inline long proc_status_field(const char *path, const char *field) {
+    FILE *f = fopen(path, "r");
     if (f == NULL) return -1;
     char line[256];
-    long kib = -1;
+    long value = -1;
+    size_t len = strlen(field);
     while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, "VmRSS:", 6) == 0) kib = strtol(line + 6, NULL, 10);
+        if (strncmp(line, field, len) == 0) value = strtol(line + len, NULL, 10);
     fclose(f);
-    return kib;
+    return value;
 }
+
+/* The relay's resident memory (KiB) and CPU time so far (seconds), from /proc (Linux). */
+static inline long relay_rss_kib(const relay_t *r) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)r->pid);
+    return proc_status_field(path, "VmRSS:");
+}
+
+static inline double relay_cpu_s(const relay_t *r) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)r->pid);
+    char *stat = read_file(path);
+    if (stat == NULL) return -1;
+    /* Fields 14 and 15 (utime, stime, in clock ticks) follow the ")" closing the name. */
+    const char *at = strrchr(stat, ')');
+    unsigned long utime = 0, stime = 0;
+    if (at != NULL) sscanf(at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
+    free(stat);
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The resident memory of this process, in KiB (Linux). */
+static inline long rss_kib(void) { return proc_status_field("/proc/self/status", "VmRSS:"); }
 
 #endif /* NOXY_BENCH_RELAY_H */

@@ -18,7 +18,7 @@
  * Linking:
  * - shared: -lnoxy (soname libnoxy.so.0), or `pkg-config --cflags --libs noxy`
  * - static: libnoxy.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
- *   (or `pkg-config --static --cflags --libs noxy`)
+ *   (or `pkg-config --cflags --libs noxy-static`)
  */
 
 #ifndef NOXY_H
@@ -903,8 +903,9 @@ struct noxy_error *noxy_config_set_shared_runtime(struct noxy_config *config,
  * `callback` (up to `max_level`) instead of the process-wide one (`noxy_set_log_callback`),
  * so that two components in one process each get their own logs. The callback rules are
  * those of `noxy_log_callback`. A NULL `callback` or `NOXY_LOG_OFF` removes it (the clients
- * then use the process-wide callback). A `max_level` outside 0..5 is
- * `NOXY_ERROR_INVALID_ARGUMENT`, and then the library takes nothing.
+ * then use the process-wide callback), and then the library takes nothing: `free_user_data`
+ * is never called for this `user_data`. A `max_level` outside 0..5 is
+ * `NOXY_ERROR_INVALID_ARGUMENT`, and then too the library takes nothing.
  *
  * Ownership of `user_data`: once set, the library calls `free_user_data(user_data)` (unless
  * NULL) exactly once, on any thread, after the config has been freed or given another

@@ -351,6 +351,20 @@ fn error_from_status(method: &str, status: &tonic::Status, timeout: Duration) ->
             )
             .with_transient(false);
         }
+        // Only connecting is timed by tokio's timer inside the channel (DNS, TCP and TLS
+        // together); the call's own deadlines are tonic's or ours, handled above and by the
+        // caller.
+        let timed_out = |e: &(dyn StdError + 'static)| {
+            e.is::<tokio::time::error::Elapsed>()
+                || e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        };
+        if source_chain(source).any(timed_out) {
+            return Error::new(
+                ErrorCode::Unavailable,
+                format!("{method}: could not connect to the relay within the connect timeout"),
+            );
+        }
         return Error::new(
             ErrorCode::Unavailable,
             format!(

@@ -238,6 +238,34 @@ async fn transient_failures_before_acting_are_retried_up_to_the_attempt_cap() {
     assert_eq!(relay.inspect().route_calls, 6);
 }
 
+/// The relay's ERROR delivery status is retried under the same request id while the policy
+/// allows, then reported as what the relay answered (not turned into a made-up error).
+#[tokio::test]
+async fn a_delivery_the_relay_keeps_answering_error_is_reported_as_error() {
+    let relay = start_relay().await;
+    let mut config = config(&relay, TOKEN);
+    config.retry.max_attempts = Some(3);
+    let client = noxy::Client::new(config).unwrap();
+    relay.fail_next("RouteDecision", 3, FailWhen::DeliveryError);
+    let sent = send(&client, "alice").await.unwrap();
+    let delivery = sent.deliveries[0].outcome.as_ref().unwrap();
+    assert_eq!(delivery.status, DeliveryStatus::Error);
+    assert_eq!(sent.accepted_decision_id(), None, "nothing to wait on");
+    assert_eq!(relay.inspect().route_calls, 3);
+    // Retried under one request id, an ERROR answer that clears is a delivery like any other.
+    relay.fail_next("RouteDecision", 2, FailWhen::DeliveryError);
+    let sent = send(&client, "alice").await.unwrap();
+    let delivery = sent.deliveries[0].outcome.as_ref().unwrap();
+    assert_eq!(delivery.status, DeliveryStatus::Delivered);
+    let inspection = relay.inspect();
+    assert_eq!(inspection.route_calls, 6);
+    assert_eq!(inspection.deliveries.len(), 1);
+    assert_eq!(
+        inspection.deliveries[0].request_id,
+        sent.deliveries[0].request_id
+    );
+}
+
 #[tokio::test]
 async fn retries_are_bounded_by_the_budget_without_an_attempt_cap() {
     let relay = start_relay().await;
@@ -526,6 +554,35 @@ async fn a_client_is_built_without_a_relay_and_reports_it_unreachable() {
     let client = noxy::Client::new(config).unwrap();
     let err = client.get_quota().await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+}
+
+/// The connect timeout covers the TLS handshake, not only the TCP connect: a peer that accepts
+/// the connection and never answers the ClientHello fails the call at the connect timeout, long
+/// before the request deadline.
+#[tokio::test]
+async fn a_stalled_tls_handshake_ends_at_the_connect_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let accepted = tokio::spawn(async move {
+        // Accept and hold the connections without a byte of answer.
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut config = noxy::ClientConfig::new(format!("127.0.0.1:{port}"), TOKEN);
+    config.connect_timeout = Duration::from_millis(300);
+    config.request_timeout = Duration::from_secs(120);
+    config.retry = noxy::RetryPolicy::none();
+    let client = noxy::Client::new(config).unwrap();
+    let err = tokio::time::timeout(PATIENCE, client.get_quota())
+        .await
+        .expect("the connect timeout ended the call, not the 120 s request deadline")
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+    assert!(err.message().contains("connect timeout"), "{err}");
+    assert!(err.is_transient());
+    accepted.abort();
 }
 
 #[tokio::test]

@@ -35,6 +35,30 @@ pub struct DevRelayConfig {
     pub allow_non_loopback: bool,
     /// Memory bounds: eviction, inbox and registration caps.
     pub limits: Limits,
+    /// Where the relay keeps its state: in memory (the default here) or in a SQLite
+    /// database that survives restarts (the binary's default, `relay.db` in its state
+    /// directory).
+    pub storage: Storage,
+}
+
+/// Where a relay keeps its apps, devices, decisions, deliveries and request-id answers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Storage {
+    /// In memory only: everything is gone when the relay stops.
+    #[default]
+    InMemory,
+    /// In a SQLite database at this path, created (mode 0600) when missing and restored
+    /// from at start: every change is committed to it before the call that made it
+    /// answers, so a restart, even after SIGKILL, loses nothing the relay had answered.
+    /// One relay at a time may use it.
+    File(PathBuf),
+}
+
+impl Storage {
+    /// The database `relay.db` in a state directory (as the binary uses by default).
+    pub fn in_state_dir(dir: impl Into<PathBuf>) -> Storage {
+        Storage::File(dir.into().join(crate::store::STATE_DB_FILE))
+    }
 }
 
 impl Default for DevRelayConfig {
@@ -47,6 +71,7 @@ impl Default for DevRelayConfig {
             faults: FaultConfig::default(),
             allow_non_loopback: false,
             limits: Limits::default(),
+            storage: Storage::InMemory,
         }
     }
 }
@@ -227,6 +252,9 @@ pub enum DevicePolicy {
     /// Offline: deliveries are QUEUED until the device is set online, then it behaves as the
     /// inner policy.
     Offline(Box<DevicePolicy>),
+    /// A person answers in a browser: the relay holds this device's key pair, decrypts its
+    /// decisions for the device page (`GET /` of the HTTP address) and never answers itself.
+    Browser,
 }
 
 impl DevicePolicy {
@@ -243,7 +271,7 @@ impl FromStr for DevicePolicy {
     type Err = String;
 
     /// Parses `approve`, `reject`, `ignore`, `approve-after=<ms>`, `reject-after=<ms>`,
-    /// `offline` (offline, then approve) or `offline:<policy>`.
+    /// `offline` (offline, then approve), `offline:<policy>` or `browser`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if let Some(inner) = s.strip_prefix("offline:") {
@@ -265,9 +293,10 @@ impl FromStr for DevicePolicy {
             "reject" => Ok(DevicePolicy::Reject),
             "ignore" => Ok(DevicePolicy::Ignore),
             "offline" => Ok(DevicePolicy::Offline(Box::new(DevicePolicy::Approve))),
+            "browser" => Ok(DevicePolicy::Browser),
             other => Err(format!(
                 "unknown device policy {other:?} (approve, reject, ignore, approve-after=<ms>, \
-                 reject-after=<ms>, offline, offline:<policy>)"
+                 reject-after=<ms>, offline, offline:<policy>, browser)"
             )),
         }
     }
@@ -282,6 +311,7 @@ impl fmt::Display for DevicePolicy {
             DevicePolicy::ApproveAfter(d) => write!(f, "approve-after={}", d.as_millis()),
             DevicePolicy::RejectAfter(d) => write!(f, "reject-after={}", d.as_millis()),
             DevicePolicy::Offline(inner) => write!(f, "offline:{inner}"),
+            DevicePolicy::Browser => f.write_str("browser"),
         }
     }
 }
@@ -408,6 +438,10 @@ pub enum FailWhen {
     /// [`crate::GOAWAY_DRAIN`] later without answering the call: a graceful shutdown whose
     /// drain time ran out.
     GoawayAfterActing,
+    /// A `RouteDecision` is answered with delivery status ERROR (the relay's transient delivery
+    /// failure, to be retried with the same request id) without acting; any other call fails
+    /// with UNAVAILABLE without acting.
+    DeliveryError,
 }
 
 mod duration_ms {
@@ -576,5 +610,23 @@ mod tests {
         assert_eq!(faults.latency, Duration::from_millis(5));
         assert_eq!(faults.seed, 3);
         assert!(FileConfig::from_json(r#"{"apps":[],"bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn the_browser_policy_has_a_spec_string() {
+        let (_, id) = parse_identity_spec("dev-app:me:browser,offline:browser").unwrap();
+        assert_eq!(
+            id.devices,
+            vec![
+                DevicePolicy::Browser,
+                DevicePolicy::Offline(Box::new(DevicePolicy::Browser)),
+            ]
+        );
+        for p in &id.devices {
+            assert_eq!(&p.to_string().parse::<DevicePolicy>().unwrap(), p);
+        }
+        assert_eq!(DevicePolicy::Browser.to_string(), "browser");
+        assert!(" browser ".parse::<DevicePolicy>().is_ok());
+        assert!("browser=1".parse::<DevicePolicy>().is_err());
     }
 }

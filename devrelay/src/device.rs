@@ -31,6 +31,24 @@ pub(crate) fn generate_keypair() -> (SecretKey, Vec<u8>) {
     (dk, public)
 }
 
+/// The 64-byte seed (`d || z`, FIPS 203) a secret key was generated from, to store it.
+pub(crate) fn secret_seed(dk: &SecretKey) -> Option<Zeroizing<Vec<u8>>> {
+    let mut seed = dk.to_seed()?;
+    let bytes = Zeroizing::new(seed.to_vec());
+    seed.as_mut_slice().zeroize();
+    Some(bytes)
+}
+
+/// The secret key of a stored seed, and its 1184-byte public key.
+pub(crate) fn secret_from_seed(bytes: &[u8]) -> Result<(SecretKey, Vec<u8>), String> {
+    let mut seed = ml_kem::Seed::try_from(bytes)
+        .map_err(|_| format!("a secret seed must be 64 bytes, got {}", bytes.len()))?;
+    let dk = SecretKey::from_seed(seed);
+    seed.as_mut_slice().zeroize();
+    let public = dk.encapsulation_key().to_bytes().to_vec();
+    Ok((dk, public))
+}
+
 /// Checks that `bytes` is a valid ML-KEM-768 encapsulation key.
 pub(crate) fn validate_public_key(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() != PQ_PUBLIC_KEY_LEN {

@@ -18,6 +18,11 @@ pub enum DevRelayError {
     /// Creating or loading the TLS material failed.
     #[error("TLS material: {0}")]
     Tls(String),
+    /// The state database cannot be used: another relay holds it, it was written by an
+    /// incompatible version, or reading or writing it failed. The message names the file and
+    /// what to do.
+    #[error("state database: {0}")]
+    Storage(String),
     /// The gRPC server could not be configured.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),

@@ -27,6 +27,8 @@ pub(crate) struct FaultAction {
     /// Act, then fail.
     pub after: Option<Failure>,
     pub malformed: bool,
+    /// Answer a delivery status ERROR without acting (or UNAVAILABLE, for other calls).
+    pub delivery_error: bool,
 }
 
 /// SplitMix64: small, fast and deterministic; plenty for drawing faults.
@@ -119,11 +121,13 @@ impl Faults {
                 FailWhen::CloseConnectionAfterActing => (None, Some(Failure::CloseConnection)),
                 FailWhen::GoawayBeforeActing => (Some(Failure::Goaway), None),
                 FailWhen::GoawayAfterActing => (None, Some(Failure::Goaway)),
+                FailWhen::DeliveryError => (None, None),
             };
             return FaultAction {
                 before,
                 after,
                 malformed: when == FailWhen::MalformedAnswer,
+                delivery_error: when == FailWhen::DeliveryError,
                 ..FaultAction::default()
             };
         }
@@ -177,6 +181,7 @@ impl Faults {
             before,
             after,
             malformed: false,
+            delivery_error: false,
         }
     }
 }

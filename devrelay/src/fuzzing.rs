@@ -3,8 +3,10 @@
 //! in process as a service (no socket), over a relay whose state is in memory.
 //!
 //! Each [`HttpApiSession`] is a fresh relay with one app, one device registered over the
-//! device API's own path (`Relay::register_device`) and one decision delivered to it, so a
-//! request can reach every route with ids that exist.
+//! device API's own path (`Relay::register_device`), one browser device (the device page's)
+//! and one decision delivered to both, so a request can reach every route with ids that exist.
+//! Time is paused and advances by itself when the relay is idle, so the page's long poll ends
+//! at once instead of after its real 25 s.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +56,7 @@ impl HttpApiFuzzer {
     pub fn new() -> HttpApiFuzzer {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .start_paused(true)
             .build()
             .expect("a runtime for the fuzzer");
         HttpApiFuzzer {
@@ -67,38 +70,49 @@ impl HttpApiFuzzer {
         let _entered = self.runtime.enter();
         let cancel = CancellationToken::new();
         let relay = Arc::new(
-            state::Relay::new(
+            state::Relay::open(
                 &[AppConfig::new(APP_TOKEN, APP_NAME, 1_000)],
                 Limits::default(),
                 faults::Faults::new(FaultConfig::default()),
                 cancel.clone(),
                 self.runtime.handle().clone(),
+                None,
             )
             .expect("the fuzzer's relay"),
         );
         let device_id = relay
             .register_device(APP_NAME, IDENTITY_ID, self.pq_public_key.clone(), None)
             .expect("registering the fuzzer's device");
-        relay
-            .route(
-                0,
-                RouteDecisionRequest {
-                    request_id: "fuzz-request".into(),
-                    ciphertext: vec![0; device::TAG_LEN + 2],
-                    ttl_seconds: 600,
-                    target_device_id: device_id.clone(),
-                    kyber_ct: vec![0; device::KYBER_CT_LEN],
-                    nonce: vec![0; device::NONCE_LEN],
-                    decision_id: DECISION_ID.into(),
-                },
-            )
-            .map_err(|_| "routing failed")
-            .expect("routing the fuzzer's decision");
+        let browser_device_id = relay
+            .add_browser_device(APP_NAME, IDENTITY_ID)
+            .map_err(|_| "adding a browser device failed")
+            .expect("adding the fuzzer's browser device");
+        for (request_id, target) in [
+            ("fuzz-request", &device_id),
+            ("fuzz-request-browser", &browser_device_id),
+        ] {
+            relay
+                .route(
+                    0,
+                    RouteDecisionRequest {
+                        request_id: request_id.into(),
+                        ciphertext: vec![0; device::TAG_LEN + 2],
+                        ttl_seconds: 600,
+                        target_device_id: target.clone(),
+                        kyber_ct: vec![0; device::KYBER_CT_LEN],
+                        nonce: vec![0; device::NONCE_LEN],
+                        decision_id: DECISION_ID.into(),
+                    },
+                )
+                .map_err(|_| "routing failed")
+                .expect("routing the fuzzer's decision");
+        }
         let router = http_api::router(relay.clone(), ACCESS_TOKEN, BOUND);
         HttpApiSession {
             fuzzer: self,
             service: TowerToHyperService::new(router),
             device_id,
+            browser_device_id,
             cancel,
             _relay: relay,
         }
@@ -110,6 +124,7 @@ pub struct HttpApiSession<'a> {
     fuzzer: &'a HttpApiFuzzer,
     service: TowerToHyperService<axum::Router>,
     device_id: String,
+    browser_device_id: String,
     cancel: CancellationToken,
     _relay: Arc<state::Relay>,
 }
@@ -129,6 +144,11 @@ impl HttpApiSession<'_> {
     /// The id of the session's registered device.
     pub fn device_id(&self) -> &str {
         &self.device_id
+    }
+
+    /// The id of the session's browser device (the device page's).
+    pub fn browser_device_id(&self) -> &str {
+        &self.browser_device_id
     }
 
     /// Serves one request built from raw parts. `None` when the parts do not make an HTTP

@@ -9,7 +9,8 @@
 //! | `POST /v1/devices/{device_id}/online` | `{"online": bool}` | `{"device_id", "online"}` |
 //! | `GET /v1/inspect` | | the [`crate::Inspection`] snapshot |
 //!
-//! Errors are JSON `{"error": "..."}` with a 4xx status.
+//! Errors are JSON `{"error": "..."}` with a 4xx status. The device page (`crate::page`) adds
+//! its `/v1/page/...` routes behind the same checks, and its files at `/` and `/assets/`.
 //!
 //! No web page may drive it. Every request must
 //! 1. name the relay itself in `Host` (`127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`, or
@@ -135,33 +136,50 @@ pub(crate) fn router(relay: Arc<Relay>, token: &str, addr: SocketAddr) -> Router
         )
         .route("/v1/devices/{device_id}/online", post(set_online))
         .route("/v1/inspect", get(inspect))
+        .merge(crate::page::api_routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         })
-        .with_state(relay)
+        .with_state(relay.clone())
+        .layer(middleware::from_fn_with_state(relay, storage_guard))
         .layer(middleware::from_fn_with_state(gate_state, gate))
+        // The device page's HTML, script and style: no token (they hold no secret).
+        .merge(crate::page::page_routes(addr))
+}
+
+/// Refuses every request (503) once the relay could not write to its database, or has
+/// stopped: what a route did or would show may not be on disk.
+async fn storage_guard(State(relay): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(failure) = relay.failure() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, failure).into_response();
+    }
+    let response = next.run(req).await;
+    match relay.failure() {
+        Some(failure) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, failure).into_response(),
+        None => response,
+    }
 }
 
 /// A 4xx answer with a JSON `{"error": ...}` body.
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
-    fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
 }
@@ -173,7 +191,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Path parameters whose rejection is an [`ApiError`].
-struct Params<T>(T);
+pub(crate) struct Params<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
@@ -188,7 +206,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<
 
 /// A JSON body (its content type was checked by [`gate`]), with every rejection an
 /// [`ApiError`].
-struct Body<T>(T);
+pub(crate) struct Body<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;

@@ -37,13 +37,15 @@ mod faults;
 pub mod fuzzing;
 mod grpc_server;
 mod http_api;
+mod page;
 mod service;
 mod state;
+mod store;
 mod tls;
 
 pub use config::{
     AppConfig, AppStatus, DevRelayConfig, DevicePolicy, FailWhen, FaultConfig, FileConfig,
-    IdentityConfig, Limits, DEFAULT_TTL_SECONDS,
+    IdentityConfig, Limits, Storage, DEFAULT_TTL_SECONDS,
 };
 pub use device::{KYBER_CT_LEN, NONCE_LEN, PQ_PUBLIC_KEY_LEN, TAG_LEN};
 pub use error::DevRelayError;
@@ -52,9 +54,11 @@ pub use grpc_server::{
     MAX_CONCURRENT_STREAMS, MAX_FRAME_BYTES, MAX_HEADER_LIST_BYTES, MAX_LOCAL_ERROR_RESETS,
     MAX_PENDING_ACCEPT_RESETS, STREAM_WINDOW_BYTES, TLS_HANDSHAKE_TIMEOUT,
 };
+pub use page::CONTENT_SECURITY_POLICY;
 pub use state::{
     DecisionRecord, DecryptFailureRecord, DecryptedRecord, DeliveryRecord, Inspection,
 };
+pub use store::{SCHEMA_VERSION, STATE_DB_FILE};
 pub use tls::{RENEW_BEFORE_DAYS, VALIDITY_DAYS};
 
 /// The largest gRPC request the relay decodes (tonic's default, made explicit). A bigger one,
@@ -79,6 +83,7 @@ pub struct DevRelay {
     ca_path: PathBuf,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    storage: Storage,
     // Removed when the relay is dropped (only when no state directory was given).
     _temp_dir: Option<tempfile::TempDir>,
 }
@@ -155,12 +160,17 @@ impl DevRelay {
         };
         let http_token = new_http_token()?;
         let cancel = CancellationToken::new();
-        let relay = Arc::new(state::Relay::new(
+        let storage = match &config.storage {
+            Storage::InMemory => None,
+            Storage::File(path) => Some(store::Store::open(path)?),
+        };
+        let relay = Arc::new(state::Relay::open(
             &config.apps,
             config.limits.clone(),
             faults::Faults::new(config.faults.clone()),
             cancel.clone(),
             tokio::runtime::Handle::current(),
+            storage,
         )?);
 
         let grpc_listener = tokio::net::TcpListener::bind(config.grpc_addr)
@@ -200,6 +210,7 @@ impl DevRelay {
             }
         });
         let sweeper_task = tokio::spawn(relay.clone().run_sweeper());
+        relay.resume();
 
         tracing::info!(%grpc_addr, %http_addr, "noxy-devrelay started");
         Ok(DevRelay {
@@ -211,6 +222,7 @@ impl DevRelay {
             ca_path: material.ca_path,
             cancel,
             tasks: vec![grpc_task, http_task, sweeper_task],
+            storage: config.storage.clone(),
             _temp_dir: temp_dir,
         })
     }
@@ -233,6 +245,14 @@ impl DevRelay {
     /// The address the HTTP device API is bound to.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The device page's URL with the access token in its fragment,
+    /// `http://127.0.0.1:PORT/#token=…`: a browser never sends a fragment to a server (nor in
+    /// `Referer`); the page reads it, keeps it in `sessionStorage` and sends it as
+    /// `Authorization: Bearer` on its API calls.
+    pub fn page_url(&self) -> String {
+        format!("http://{}/#token={}", self.http_addr, self.http_token)
     }
 
     /// The HTTP API's access token, new at every start: send it as
@@ -352,7 +372,8 @@ impl DevRelay {
 
     /// Stops both servers (each gRPC connection gets a GOAWAY), the sweeper and the simulated
     /// devices, and waits (at most a few seconds each) for them to finish; what is still
-    /// running then is aborted.
+    /// running then is aborted. With a database, the counters are written and the database
+    /// is closed last (a new relay may then open it at once).
     pub async fn shutdown(mut self) {
         const GRACE: Duration = Duration::from_secs(5);
         self.cancel.cancel();
@@ -363,11 +384,30 @@ impl DevRelay {
             }
         }
         self.relay.stop_tasks(GRACE).await;
+        self.relay.close_store();
+    }
+
+    /// Where the relay keeps its state, as configured.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// How many decisions the relay holds now (restored ones included).
+    pub fn decision_count(&self) -> usize {
+        self.relay.decision_count()
+    }
+
+    /// An app's quota by name: (total, remaining, status), as `GetQuota` reports it.
+    pub fn quota(&self, app_name: &str) -> Option<(u64, u64, AppStatus)> {
+        self.relay.quota_by_name(app_name)
     }
 }
 
 impl Drop for DevRelay {
+    /// Signals everything to stop and closes the database at once: a call still in flight
+    /// then gets UNAVAILABLE rather than an answer the database would not keep.
     fn drop(&mut self) {
         self.cancel.cancel();
+        self.relay.close_store();
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use noxy_devrelay::config::parse_identity_spec;
 use noxy_devrelay::{
-    AppConfig, DevRelay, DevRelayConfig, DevicePolicy, FaultConfig, FileConfig, Limits,
+    AppConfig, DevRelay, DevRelayConfig, DevicePolicy, FaultConfig, FileConfig, Limits, Storage,
 };
 
 /// A development relay for Noxy decisions: serves noxy.agent.AgentService over TLS on loopback,
@@ -29,9 +29,15 @@ struct Cli {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50052")]
     http_listen: SocketAddr,
 
-    /// Directory for ca.pem, ca.key, server.pem and server.key (reused when present).
+    /// Directory for ca.pem, ca.key, server.pem and server.key (reused when present) and
+    /// relay.db, the SQLite database holding the relay's state across restarts.
     #[arg(long, value_name = "PATH", default_value = ".noxy-devrelay")]
     state_dir: PathBuf,
+
+    /// Keep the relay's state (apps, devices, decisions, answers) in memory only, not in
+    /// <state-dir>/relay.db: a restart then starts empty.
+    #[arg(long)]
+    in_memory: bool,
 
     /// An app: <token>:<name>[:<quota>[:suspended]] (repeatable; quota defaults to 1000).
     /// Without any --app or --config app: one app `dev-token:dev-app:1000`.
@@ -40,7 +46,8 @@ struct Cli {
 
     /// An identity with simulated devices: <app name>:<identity_id>:<policy>[,<policy>...]
     /// (repeatable). Policies: approve, reject, ignore, approve-after=<ms>, reject-after=<ms>,
-    /// offline (offline, then approve) or offline:<policy>. Without any identity and with the
+    /// offline (offline, then approve), offline:<policy> or browser (a person answers on the
+    /// device page, the `page` URL printed at start). Without any identity and with the
     /// default app: identity `demo-user` with one `approve` device.
     #[arg(long = "identity", value_name = "SPEC")]
     identities: Vec<String>,
@@ -51,7 +58,7 @@ struct Cli {
 
     /// Once both servers listen, write {"endpoint","ca_path","http_url","http_token"} as JSON
     /// to this file (atomically: a temporary file, then a rename; mode 0600, as it holds the
-    /// HTTP access token).
+    /// HTTP access token). A file left there by an earlier run is removed at start.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
 
@@ -193,6 +200,11 @@ fn build_config(cli: &Cli) -> Result<DevRelayConfig, String> {
         grpc_addr: cli.listen,
         http_addr: cli.http_listen,
         state_dir: Some(cli.state_dir.clone()),
+        storage: if cli.in_memory {
+            Storage::InMemory
+        } else {
+            Storage::in_state_dir(&cli.state_dir)
+        },
         apps,
         faults,
         allow_non_loopback: cli.allow_non_loopback,
@@ -239,14 +251,23 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map(|i| (a.name.clone(), i.identity_id.clone(), i.devices.clone()))
         })
         .collect();
-    let app_summary: Vec<String> = config
-        .apps
-        .iter()
-        .map(|a| format!("{} (quota {}, {})", a.name, a.quota, a.status))
-        .collect();
+    let app_names: Vec<String> = config.apps.iter().map(|a| a.name.clone()).collect();
     let exposed = [config.grpc_addr, config.http_addr]
         .iter()
         .any(|a| !a.ip().is_loopback());
+    if let Some(path) = &cli.ready_file {
+        // A script waiting for the file must not read the one of an earlier run.
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!(
+                    "removing the old ready file {}: {e}",
+                    path.display()
+                ))
+            }
+        }
+    }
     let relay = DevRelay::start(config).await.map_err(|e| e.to_string())?;
     let ca_path = std::fs::canonicalize(relay.ca_path())
         .unwrap_or_else(|_| relay.ca_path().to_path_buf())
@@ -261,19 +282,35 @@ async fn run(cli: Cli) -> Result<(), String> {
             "WARNING: other machines can reach it. It is a development relay: its app tokens"
         );
         eprintln!("WARNING: are in its configuration, and its HTTP API answers decisions for");
-        eprintln!("WARNING: whoever has the access token. Use it on a network you trust only.");
+        eprintln!("WARNING: whoever has the access token (the device page is served there too).");
+        eprintln!("WARNING: Use it on a network you trust only.");
         eprintln!();
     }
     println!("noxy-devrelay is running");
     println!("  endpoint: {}", relay.endpoint());
     println!("  ca:       {ca_path}");
     println!("  http:     {}", relay.http_url());
+    println!("  page:     {} (the device page)", relay.page_url());
     println!(
         "  token:    {} (HTTP API: Authorization: Bearer <token>)",
         relay.http_token()
     );
-    for app in &app_summary {
-        println!("  app:      {app}");
+    match relay.storage() {
+        Storage::File(path) => println!(
+            "  state:    {} ({} decisions held)",
+            path.display(),
+            relay.decision_count()
+        ),
+        Storage::InMemory => println!("  state:    in memory (--in-memory)"),
+    }
+    for name in &app_names {
+        if let Some((total, remaining, status)) = relay.quota(name) {
+            if remaining == total {
+                println!("  app:      {name} (quota {total}, {status})");
+            } else {
+                println!("  app:      {name} (quota {remaining} of {total} left, {status})");
+            }
+        }
     }
     for (app, identity, policies) in &summary {
         for (id, policy) in relay.device_ids(app, identity).iter().zip(policies) {

@@ -47,6 +47,9 @@ impl RelayService {
         if method == "RouteDecision" {
             self.relay.count_route_call();
         }
+        if let Some(failure) = self.relay.failure() {
+            return Err(Status::unavailable(failure.to_string()));
+        }
         let action = self.relay.faults().decide(method);
         if !action.latency.is_zero() {
             tokio::select! {
@@ -64,6 +67,12 @@ impl RelayService {
         if let Some(failure) = action.before {
             return Err(inject(method, failure, false, conn, stream).await);
         }
+        if action.delivery_error {
+            tracing::info!(method, "fault injection: delivery status ERROR");
+            return Resp::delivery_error()
+                .map(Response::new)
+                .ok_or_else(|| Status::unavailable("injected fault (before acting)"));
+        }
         let Some(app) = bearer_token(request.metadata()).and_then(|t| self.relay.authenticate(t))
         else {
             tracing::info!(method, code = ?tonic::Code::Unauthenticated, "call refused");
@@ -72,7 +81,11 @@ impl RelayService {
             ));
         };
         let app_name = self.relay.app_name(app);
-        let result = handler(&self.relay, app, request.into_inner());
+        let mut result = handler(&self.relay, app, request.into_inner());
+        if let (Ok(_), Some(failure)) = (&result, self.relay.failure()) {
+            // What the handler did may not be on disk: the caller must not see it.
+            result = Err(Status::unavailable(failure.to_string()));
+        }
         let code = match &result {
             Ok(_) => tonic::Code::Ok,
             Err(s) => s.code(),
@@ -153,13 +166,26 @@ async fn inject(
 /// A response that fault injection can turn into a malformed one ([`FailWhen::MalformedAnswer`]).
 ///
 /// [`FailWhen::MalformedAnswer`]: crate::FailWhen::MalformedAnswer
-pub(crate) trait Malformable {
+pub(crate) trait Malformable: Sized {
     fn make_malformed(&mut self);
+
+    /// The answer that reports the relay's transient delivery failure, for the messages that
+    /// can carry one.
+    fn delivery_error() -> Option<Self> {
+        None
+    }
 }
 
 impl Malformable for DeliveryOutcome {
     fn make_malformed(&mut self) {
         self.status = 99;
+    }
+
+    fn delivery_error() -> Option<Self> {
+        Some(DeliveryOutcome {
+            status: crate::proto::DeliveryStatus::Error as i32,
+            ..DeliveryOutcome::default()
+        })
     }
 }
 
@@ -195,6 +221,7 @@ impl AgentService for RelayService {
             let (status, decision_id) = relay.route(app, req).map_err(|e| match e {
                 RouteError::Invalid(msg) => Status::invalid_argument(msg),
                 RouteError::Exhausted(msg) => Status::resource_exhausted(msg),
+                RouteError::Unavailable(msg) => Status::unavailable(msg),
             })?;
             tracing::info!(?status, "RouteDecision outcome");
             Ok(DeliveryOutcome {

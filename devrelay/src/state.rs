@@ -13,10 +13,15 @@
 //! Every RPC takes the lock once and does work bounded by the number of devices of one
 //! identity, never by history. Bearer tokens and app names never change and are read
 //! without the lock.
+//!
+//! With a database (`persist.rs`, `store.rs`), each critical section that changes something
+//! notes what it changed ([`Dirty`]) and writes it through in one transaction before it
+//! releases the lock, so an answer a caller saw is on disk.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -25,11 +30,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AppConfig, AppStatus, DevicePolicy, Limits, DEFAULT_TTL_SECONDS};
+use crate::config::{AppStatus, DevicePolicy, Limits, DEFAULT_TTL_SECONDS};
 use crate::device::{self, SecretKey, KYBER_CT_LEN, NONCE_LEN, TAG_LEN};
-use crate::error::DevRelayError;
 use crate::faults::Faults;
 use crate::proto::{DeliveryStatus, RouteDecisionRequest};
+
+mod persist;
+
+use persist::{Dirty, Persist};
 
 /// Outcome of a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +174,7 @@ impl Envelope {
 #[derive(Debug, Clone)]
 enum SimResult {
     Decrypted { plaintext_sha256_hex: String },
-    Failed { reason: &'static str },
+    Failed { reason: Cow<'static, str> },
 }
 
 /// One decision delivered (or queued) to one device.
@@ -209,9 +217,10 @@ struct Device {
     queued: BTreeSet<u64>,
 }
 
-/// What never changes about an app: read without the lock.
+/// What never changes about an app while the relay runs: read without the lock.
 struct AppMeta {
     name: String,
+    token: String,
 }
 
 struct App {
@@ -245,6 +254,8 @@ struct Decision {
     outcome: Outcome,
     answered_by: Option<String>,
     expires_at: Instant,
+    /// When it was answered or expired (the eviction grace counts from here).
+    ended_at: Option<Instant>,
     /// Its entry in the schedule (expiry while pending, eviction once terminal).
     due: DueKey,
     /// At most one per device.
@@ -292,6 +303,8 @@ struct State {
     limits: Limits,
     /// Set when the schedule's first entry became earlier: the sweeper must look again.
     wake_sweeper: bool,
+    /// The database, if any, and what changed since the last transaction.
+    persist: Persist,
 }
 
 /// Why a `RouteDecision` was refused.
@@ -301,6 +314,9 @@ pub(crate) enum RouteError {
     Invalid(String),
     /// RESOURCE_EXHAUSTED: a cap of [`Limits`] is reached.
     Exhausted(String),
+    /// UNAVAILABLE: the change could not be written to the relay's database (nothing was
+    /// answered; the relay refuses every call until restarted).
+    Unavailable(String),
 }
 
 /// A routed request: its answer, whether to remember it for the request id, and the work of
@@ -434,6 +450,7 @@ impl State {
             None => {
                 // The quota is charged once per decision, at its first accepted delivery.
                 self.apps[app].quota_remaining -= 1;
+                self.persist.mark(Dirty::App(app));
                 // u32::MAX seconds still fits an Instant on the platforms we run on; the
                 // fallback only guards against an exotic clock.
                 let expires_at = now
@@ -451,10 +468,12 @@ impl State {
                         outcome: Outcome::Pending,
                         answered_by: None,
                         expires_at,
+                        ended_at: None,
                         due,
                         deliveries: Vec::new(),
                     },
                 );
+                self.persist.mark(Dirty::Decision(seq));
                 seq
             }
         };
@@ -477,6 +496,8 @@ impl State {
             .filter(|_| online)
             .map(|sim| sim.work(seq, app, &req.target_device_id, &envelope));
         self.stored_bytes += size;
+        self.persist
+            .mark(Dirty::Delivery(seq, req.target_device_id.clone()));
         self.decisions
             .get_mut(&seq)
             .expect("inserted or found above")
@@ -519,7 +540,9 @@ impl State {
         let due = self.schedule(evict_at, Due::Evict(seq));
         let d = self.decisions.get_mut(&seq).expect("checked above");
         d.outcome = Outcome::Expired;
+        d.ended_at = Some(d.expires_at);
         d.due = due;
+        self.persist.mark(Dirty::Decision(seq));
         tracing::info!(decision_id = %d.decision_id, "decision expired");
     }
 
@@ -532,6 +555,7 @@ impl State {
         if d.outcome != Outcome::Pending {
             let outcome = d.outcome;
             self.counters.late_answers += 1;
+            self.persist.mark(Dirty::Counters);
             return AnswerResult::AlreadyFinal(outcome);
         }
         let old_due = d.due;
@@ -544,7 +568,9 @@ impl State {
             Outcome::Rejected
         };
         d.answered_by = Some(device_id.to_string());
+        d.ended_at = Some(now);
         d.due = due;
+        self.persist.mark(Dirty::Decision(seq));
         AnswerResult::Decided(d.outcome)
     }
 
@@ -554,6 +580,18 @@ impl State {
             return;
         };
         self.schedule.remove(&d.due);
+        if self.persist.active() {
+            let deliveries = d
+                .deliveries
+                .iter()
+                .map(|x| (x.seq, x.envelope.request_id.clone()))
+                .collect();
+            self.persist.mark(Dirty::Evicted {
+                seq,
+                app: d.app,
+                deliveries,
+            });
+        }
         self.decision_index.remove(&(d.app, d.decision_id));
         for delivery in d.deliveries {
             self.requests
@@ -579,7 +617,8 @@ impl State {
                 Due::Expire(seq) => self.refresh(seq, now),
                 Due::Evict(seq) => self.evict(seq),
                 Due::ForgetRequest(app, request_id) => {
-                    self.requests.remove(&(app, request_id));
+                    self.requests.remove(&(app, request_id.clone()));
+                    self.persist.mark(Dirty::ForgetRequest(app, request_id));
                 }
             }
         }
@@ -617,6 +656,8 @@ impl SimDevice {
             secret: self.secret.clone(),
             policy: self.policy.clone(),
             envelope: envelope.clone(),
+            waited: Duration::ZERO,
+            decrypted: false,
         }
     }
 }
@@ -629,6 +670,10 @@ struct SimWork {
     secret: Arc<SecretKey>,
     policy: DevicePolicy,
     envelope: Arc<Envelope>,
+    /// How much of an `-after` delay has already passed (resumed after a restart).
+    waited: Duration,
+    /// Already decrypted and recorded (resumed after a restart): straight to the policy.
+    decrypted: bool,
 }
 
 /// Result of a device's answer.
@@ -686,6 +731,9 @@ pub(crate) struct Relay {
     runtime: tokio::runtime::Handle,
     /// The simulated devices' running work.
     tasks: Mutex<JoinSet<()>>,
+    /// Set when a change could not be written to the database (or the relay has closed it):
+    /// from then on every call is refused, since the memory may hold what the disk lacks.
+    failure: OnceLock<String>,
 }
 
 fn now_unix_ms() -> u64 {
@@ -743,108 +791,16 @@ fn new_device_id() -> String {
 
 impl Relay {
     /// Builds the relay from its apps; creates the simulated devices and their key pairs.
+    /// Its state lives in memory only (the unit tests' relay; `DevRelay` calls `open`).
+    #[cfg(test)]
     pub fn new(
-        apps: &[AppConfig],
+        apps: &[crate::config::AppConfig],
         limits: Limits,
         faults: Faults,
         cancel: CancellationToken,
         runtime: tokio::runtime::Handle,
-    ) -> Result<Relay, DevRelayError> {
-        let mut state = State {
-            apps: Vec::new(),
-            devices: HashMap::new(),
-            decisions: BTreeMap::new(),
-            decision_index: HashMap::new(),
-            requests: HashMap::new(),
-            schedule: BTreeMap::new(),
-            next_seq: 0,
-            stored_bytes: 0,
-            counters: Counters::default(),
-            limits,
-            wake_sweeper: false,
-        };
-        let mut metas = Vec::new();
-        let mut tokens = HashMap::new();
-        let mut app_names = HashMap::new();
-        for (idx, app) in apps.iter().enumerate() {
-            if app.name.is_empty() || app.token.is_empty() {
-                return Err(DevRelayError::Config(
-                    "app token and name must not be empty".into(),
-                ));
-            }
-            if app_names.insert(app.name.clone(), idx).is_some() {
-                return Err(DevRelayError::Config(format!(
-                    "duplicate app name {:?}",
-                    app.name
-                )));
-            }
-            if tokens.insert(app.token.clone(), idx).is_some() {
-                return Err(DevRelayError::Config(format!(
-                    "app {:?} reuses another app's token",
-                    app.name
-                )));
-            }
-            metas.push(AppMeta {
-                name: app.name.clone(),
-            });
-            state.apps.push(App {
-                quota_total: app.quota,
-                quota_remaining: app.quota,
-                status: app.status,
-                identities: BTreeMap::new(),
-                registered: 0,
-            });
-            for identity in &app.identities {
-                if identity.identity_id.is_empty() {
-                    return Err(DevRelayError::Config("empty identity id".into()));
-                }
-                for policy in &identity.devices {
-                    let (online, policy) = policy.split();
-                    let (secret, pq_public_key) = device::generate_keypair();
-                    let id = new_device_id();
-                    state.devices.insert(
-                        id.clone(),
-                        Device {
-                            app: idx,
-                            identity_id: identity.identity_id.clone(),
-                            public_key: device::random_classical_key(),
-                            pq_public_key,
-                            online,
-                            sim: Some(SimDevice {
-                                secret: Arc::new(secret),
-                                policy,
-                            }),
-                            inbox: BTreeMap::new(),
-                            queued: BTreeSet::new(),
-                        },
-                    );
-                    state.apps[idx]
-                        .identities
-                        .entry(identity.identity_id.clone())
-                        .or_default()
-                        .push(id);
-                }
-                // An identity listed without devices still exists (and has none).
-                state.apps[idx]
-                    .identities
-                    .entry(identity.identity_id.clone())
-                    .or_default();
-            }
-        }
-        Ok(Relay {
-            state: Mutex::new(state),
-            apps: metas,
-            tokens,
-            app_names,
-            faults: Mutex::new(faults),
-            route_calls: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
-            version: watch::Sender::new(0),
-            sweeper_wake: Notify::new(),
-            cancel,
-            runtime,
-            tasks: Mutex::new(JoinSet::new()),
-        })
+    ) -> Result<Relay, crate::error::DevRelayError> {
+        Self::open(apps, limits, faults, cancel, runtime, None)
     }
 
     /// The fault injection state.
@@ -911,8 +867,15 @@ impl Relay {
                 let at = now + st.limits.eviction_grace;
                 st.schedule(at, Due::ForgetRequest(app, request_key.1.clone()));
             }
+            st.persist.mark(Dirty::Request {
+                app,
+                request_id: request_key.1.clone(),
+                decision: routed.decision,
+                given_at: now,
+            });
             st.requests.insert(request_key, routed.answer.clone());
         }
+        self.commit(&mut st).map_err(RouteError::Unavailable)?;
         let wake = Self::unlock(st);
         if let Some(work) = routed.work {
             self.spawn_sim(work);
@@ -954,6 +917,8 @@ impl Relay {
             let next = {
                 let mut st = lock(&self.state);
                 let changed = st.sweep(Instant::now());
+                // A failure is recorded and refuses further calls.
+                let _ = self.commit(&mut st);
                 st.wake_sweeper = false;
                 let next = st.schedule.first_key_value().map(|(k, _)| k.0);
                 drop(st);
@@ -979,9 +944,11 @@ impl Relay {
     /// Records what a simulated device made of a delivery (nothing when the decision has
     /// been evicted meanwhile; the failure counter counts anyway).
     fn record_sim(&self, work: &SimWork, result: SimResult) {
-        let mut st = lock(&self.state);
+        let mut guard = lock(&self.state);
+        let st = &mut *guard;
         if matches!(result, SimResult::Failed { .. }) {
             st.counters.decrypt_failures += 1;
+            st.persist.mark(Dirty::Counters);
         }
         if let Some(delivery) = st.decisions.get_mut(&work.decision).and_then(|d| {
             d.deliveries
@@ -989,21 +956,36 @@ impl Relay {
                 .find(|x| x.device_id == work.device_id)
         }) {
             delivery.sim = Some(result);
+            st.persist
+                .mark(Dirty::Delivery(work.decision, work.device_id.clone()));
         }
-        let wake = Self::unlock(st);
+        let _ = self.commit(st);
+        let wake = Self::unlock(guard);
         self.changed(wake);
     }
 
     /// A simulated device receives a decision: decrypt, then act on its policy.
     async fn run_sim(self: Arc<Self>, work: SimWork) {
         let env = &*work.envelope;
-        match device::decrypt(&work.secret, &env.kyber_ct, &env.nonce, &env.ciphertext) {
+        // A delivery resumed after a restart may have been decrypted and recorded before it.
+        let decrypted = if work.decrypted {
+            Ok(None)
+        } else {
+            device::decrypt(&work.secret, &env.kyber_ct, &env.nonce, &env.ciphertext).map(Some)
+        };
+        match decrypted {
+            Ok(None) => {}
             Err(reason) => {
                 tracing::warn!(device_id = %work.device_id, decision_id = %env.decision_id, reason, "simulated device could not decrypt a decision");
-                self.record_sim(&work, SimResult::Failed { reason });
+                self.record_sim(
+                    &work,
+                    SimResult::Failed {
+                        reason: reason.into(),
+                    },
+                );
                 return;
             }
-            Ok(plaintext) => {
+            Ok(Some(plaintext)) => {
                 let plaintext_sha256_hex = device::sha256_hex(&plaintext);
                 self.record_sim(
                     &work,
@@ -1018,9 +1000,11 @@ impl Relay {
             DevicePolicy::Reject => (false, Duration::ZERO),
             DevicePolicy::ApproveAfter(d) => (true, d),
             DevicePolicy::RejectAfter(d) => (false, d),
-            // `Offline` never gets here: `DevicePolicy::split` removes it at start.
-            DevicePolicy::Ignore | DevicePolicy::Offline(_) => return,
+            // `Offline` never gets here: `DevicePolicy::split` removes it at start. A browser
+            // device is answered by a person on the device page.
+            DevicePolicy::Ignore | DevicePolicy::Offline(_) | DevicePolicy::Browser => return,
         };
+        let delay = delay.saturating_sub(work.waited);
         if !delay.is_zero() {
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
@@ -1029,6 +1013,7 @@ impl Relay {
         }
         let mut st = lock(&self.state);
         let result = st.answer(work.decision, &work.device_id, approve, Instant::now());
+        let _ = self.commit(&mut st);
         let wake = Self::unlock(st);
         self.changed(wake);
         tracing::info!(device_id = %work.device_id, decision_id = %env.decision_id, app = self.app_name(work.app), ?result, "simulated device answered");
@@ -1041,6 +1026,7 @@ impl Relay {
             return AnswerResult::NotFound;
         };
         let result = st.answer(seq, device_id, approve, Instant::now());
+        let _ = self.commit(&mut st);
         let wake = Self::unlock(st);
         self.changed(wake);
         result
@@ -1057,6 +1043,9 @@ impl Relay {
         let was = st.decisions[&seq].outcome;
         st.refresh(seq, Instant::now());
         let outcome = st.decisions[&seq].outcome;
+        if outcome != was {
+            let _ = self.commit(&mut st);
+        }
         let wake = Self::unlock(st);
         if outcome != was {
             self.changed(wake);
@@ -1159,6 +1148,9 @@ impl Relay {
             .entry(identity_id.to_string())
             .or_default()
             .push(id.clone());
+        st.persist
+            .mark(Dirty::Identity(app, identity_id.to_string()));
+        st.persist.mark(Dirty::Device(id.clone()));
         st.devices.insert(
             id.clone(),
             Device {
@@ -1172,6 +1164,7 @@ impl Relay {
                 queued: BTreeSet::new(),
             },
         );
+        let _ = self.commit(&mut st);
         let wake = Self::unlock(st);
         self.changed(wake);
         Ok(id)
@@ -1211,6 +1204,9 @@ impl Relay {
         };
         let was_online = device.online;
         device.online = online;
+        if online != was_online {
+            st_ref.persist.mark(Dirty::Device(device_id.to_string()));
+        }
         if online && !was_online {
             let now_ms = now_unix_ms();
             for seq in std::mem::take(&mut device.queued) {
@@ -1225,11 +1221,15 @@ impl Relay {
                 };
                 delivery.delivered = true;
                 delivery.delivered_at_unix_ms = now_ms;
+                st_ref
+                    .persist
+                    .mark(Dirty::Delivery(decision, device_id.to_string()));
                 if let Some(sim) = &device.sim {
                     work.push(sim.work(decision, d.app, device_id, &delivery.envelope));
                 }
             }
         }
+        let _ = self.commit(&mut st);
         let wake = Self::unlock(st);
         for w in work {
             self.spawn_sim(w);
@@ -1255,7 +1255,11 @@ impl Relay {
         let Some(&app) = self.app_names.get(app_name) else {
             return false;
         };
-        update(&mut lock(&self.state).apps[app]);
+        let mut st = lock(&self.state);
+        update(&mut st.apps[app]);
+        st.persist.mark(Dirty::App(app));
+        let _ = self.commit(&mut st);
+        drop(st);
         self.changed(false);
         true
     }
@@ -1358,10 +1362,209 @@ impl Relay {
     }
 }
 
+/// A device as the device page lists it.
+pub(crate) struct PageDevice {
+    pub device_id: String,
+    /// The policy's spec string (`browser`, `approve`, ...); `None` for a device registered
+    /// over HTTP with its own key.
+    pub policy: Option<String>,
+    pub online: bool,
+}
+
+/// An identity of an app and its devices, for the device page.
+pub(crate) struct PageIdentity {
+    pub app_name: String,
+    pub identity_id: String,
+    pub devices: Vec<PageDevice>,
+}
+
+/// A decision delivered to a browser device, with what the page needs to show it (the
+/// ciphertext is decrypted outside the lock).
+pub(crate) struct PageItem {
+    pub envelope: Arc<Envelope>,
+    pub delivered_at_unix_ms: u64,
+    pub outcome: Outcome,
+    /// Time left before it expires (zero once terminal).
+    pub expires_in: Duration,
+    pub answered_by: Option<String>,
+}
+
+/// A browser device's inbox: its key, its identity and what was delivered to it.
+pub(crate) struct PageInbox {
+    pub secret: Arc<SecretKey>,
+    pub app_name: String,
+    pub identity_id: String,
+    pub items: Vec<PageItem>,
+}
+
+/// What the device page (`crate::page`) needs from the relay.
+impl Relay {
+    /// The state's version: it moves on every change.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// Waits until the version is not `seen`, the relay stops, or `timeout` passes; returns
+    /// the version then.
+    pub async fn changed_since(&self, seen: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut version = self.version.subscribe();
+        loop {
+            let now = *version.borrow_and_update();
+            if now != seen {
+                return now;
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return now,
+                changed = tokio::time::timeout_at(deadline, version.changed()) => {
+                    if !matches!(changed, Ok(Ok(()))) {
+                        return *version.borrow();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The app names, and every identity of every app with its devices, in app then
+    /// identity order (names only: never a token).
+    pub fn page_identities(&self) -> (Vec<String>, Vec<PageIdentity>) {
+        let st = lock(&self.state);
+        let mut out = Vec::new();
+        for (app, meta) in st.apps.iter().zip(&self.apps) {
+            for (identity_id, ids) in &app.identities {
+                let devices = ids
+                    .iter()
+                    .filter_map(|id| {
+                        let d = st.devices.get(id)?;
+                        Some(PageDevice {
+                            device_id: id.clone(),
+                            policy: d.sim.as_ref().map(|s| s.policy.to_string()),
+                            online: d.online,
+                        })
+                    })
+                    .collect();
+                out.push(PageIdentity {
+                    app_name: meta.name.clone(),
+                    identity_id: identity_id.clone(),
+                    devices,
+                });
+            }
+        }
+        (self.apps.iter().map(|a| a.name.clone()).collect(), out)
+    }
+
+    /// Adds a `browser` device, whose key pair the relay holds, to an identity (created when
+    /// new); returns its id. Counted like a device registered over HTTP.
+    pub fn add_browser_device(
+        &self,
+        app_name: &str,
+        identity_id: &str,
+    ) -> Result<String, RegisterError> {
+        if identity_id.is_empty() || identity_id.len() > 512 {
+            return Err(RegisterError::Invalid(
+                "identity_id must be 1 to 512 bytes".into(),
+            ));
+        }
+        let Some(&app) = self.app_names.get(app_name) else {
+            return Err(RegisterError::UnknownApp);
+        };
+        let (secret, pq_public_key) = device::generate_keypair();
+        let id = new_device_id();
+        let mut st = lock(&self.state);
+        let limits = st.limits.clone();
+        let app_state = &mut st.apps[app];
+        if app_state.registered >= limits.max_registered_devices_per_app {
+            return Err(RegisterError::Limit(format!(
+                "app {app_name:?} already has {} registered devices (the relay's limit)",
+                app_state.registered
+            )));
+        }
+        let devices = app_state
+            .identities
+            .get(identity_id)
+            .map_or(0, |ids| ids.len());
+        if devices >= limits.max_devices_per_identity {
+            return Err(RegisterError::Limit(format!(
+                "identity {identity_id:?} already has {devices} devices (the relay's limit)"
+            )));
+        }
+        app_state.registered += 1;
+        app_state
+            .identities
+            .entry(identity_id.to_string())
+            .or_default()
+            .push(id.clone());
+        // Persisted like every simulated device: its key pair's seed and its policy.
+        st.persist
+            .mark(Dirty::Identity(app, identity_id.to_string()));
+        st.persist.mark(Dirty::Device(id.clone()));
+        st.devices.insert(
+            id.clone(),
+            Device {
+                app,
+                identity_id: identity_id.to_string(),
+                public_key: device::random_classical_key(),
+                pq_public_key,
+                online: true,
+                sim: Some(SimDevice {
+                    secret: Arc::new(secret),
+                    policy: DevicePolicy::Browser,
+                }),
+                inbox: BTreeMap::new(),
+                queued: BTreeSet::new(),
+            },
+        );
+        let _ = self.commit(&mut st);
+        let wake = Self::unlock(st);
+        self.changed(wake);
+        Ok(id)
+    }
+
+    /// The decisions delivered to a `browser` device (not those still queued), in routing
+    /// order, with its key; `None` unless `device_id` is a browser device. Only references
+    /// are taken under the lock.
+    pub fn page_inbox(&self, device_id: &str) -> Option<PageInbox> {
+        let st = lock(&self.state);
+        let now = Instant::now();
+        let device = st.devices.get(device_id)?;
+        let sim = device
+            .sim
+            .as_ref()
+            .filter(|s| s.policy == DevicePolicy::Browser)?;
+        let items = device
+            .inbox
+            .iter()
+            .filter(|(seq, _)| !device.queued.contains(seq))
+            .filter_map(|(seq, decision)| {
+                let d = st.decisions.get(decision)?;
+                let delivery = d.deliveries.iter().find(|x| x.seq == *seq)?;
+                let outcome = d.outcome_at(now);
+                Some(PageItem {
+                    envelope: delivery.envelope.clone(),
+                    delivered_at_unix_ms: delivery.delivered_at_unix_ms,
+                    outcome,
+                    expires_in: if outcome == Outcome::Pending {
+                        d.expires_at.saturating_duration_since(now)
+                    } else {
+                        Duration::ZERO
+                    },
+                    answered_by: d.answered_by.clone(),
+                })
+            })
+            .collect();
+        Some(PageInbox {
+            secret: sim.secret.clone(),
+            app_name: self.app_name(device.app).to_string(),
+            identity_id: device.identity_id.clone(),
+            items,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::FaultConfig;
+    use crate::config::{AppConfig, FaultConfig};
 
     /// A request of the right shape that no device can decrypt: each delivery to a simulated
     /// device then shows up as exactly one decrypt failure.

@@ -17,6 +17,7 @@ fn help_documents_every_flag() {
         "--listen",
         "--http-listen",
         "--state-dir",
+        "--in-memory",
         "--app",
         "--identity",
         "--config",

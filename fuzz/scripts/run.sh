@@ -20,7 +20,7 @@ for target in "${targets[@]}"; do
   log="$fuzz_dir/work/$target.log"
   start=$(date +%s)
   set +e
-  "$bins/$target" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 \
+  "$bins/$target" $(target_options "$target") -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 \
     -print_final_stats=1 -artifact_prefix="$fuzz_dir/artifacts/$target/" \
     "$fuzz_dir/work/$target" "$fuzz_dir/corpus/$target" >"$log" 2>&1
   rc=$?

@@ -1,15 +1,17 @@
 //! Target `devrelay_http`: the development relay's HTTP device API, in process (the router as
 //! a service, no socket), over a fresh in-memory relay per input
-//! (`noxy_devrelay::fuzzing`). Each input is a few requests: methods, paths (every route, with
-//! ids that exist, arbitrary text, or raw bytes percent-encoded), the `Host`, `Authorization`
-//! and `Content-Type` headers right or wrong, extra headers, and bodies (raw bytes, or JSON
-//! near what each route expects).
+//! (`noxy_devrelay::fuzzing`). Each input is a few requests: methods, paths (every route of the
+//! device API and of the device page, with ids that exist, arbitrary text, or raw bytes
+//! percent-encoded; the page's long poll included), the `Host`, `Authorization` and
+//! `Content-Type` headers right or wrong, extra headers, and bodies (raw bytes, or JSON near
+//! what each route expects).
 //!
 //! Checked on every answer: the status is 2xx or 4xx (never 5xx: no handler fails, nothing
-//! panics); the body is JSON with a JSON content type; a 4xx body is an object with an
-//! `"error"` string; the gate holds (a `Host` that does not name the relay is 403, then a
+//! panics); an API answer is JSON with a JSON content type; a 4xx API body is an object with
+//! an `"error"` string; the gate holds (a `Host` that does not name the relay is 403, then a
 //! missing or wrong token 401, then a POST that is not `application/json` 415) and nothing
-//! gets a 2xx past a failed gate.
+//! gets a 2xx past a failed gate. The page's own files (`/`, `/assets/...`) need no token but
+//! the same `Host`, and a GET of one with the right `Host` is 200.
 
 use std::sync::OnceLock;
 
@@ -52,8 +54,29 @@ enum PathArg {
     Resolve { device: Segment, decision: Segment },
     Online { device: Segment },
     Inspect,
+    PageIdentities,
+    PageAddBrowser { app: Segment, identity: Segment },
+    /// The page's inbox of a device (known: the browser device), a long poll with `since`.
+    PageDecisions { device: Segment, since: Option<u64> },
+    Asset(AssetArg),
     Raw(Vec<u8>),
 }
+
+/// The device page's files (no token; `Host` checked).
+#[derive(Debug, Arbitrary)]
+enum AssetArg {
+    Index,
+    Script,
+    Style,
+    Icon,
+}
+
+const ASSET_PATHS: [&[u8]; 4] = [
+    b"/",
+    b"/assets/app.js",
+    b"/assets/app.css",
+    b"/assets/icon.svg",
+];
 
 #[derive(Debug, Arbitrary)]
 enum MethodArg {
@@ -245,12 +268,38 @@ fn send(session: &noxy_devrelay::fuzzing::HttpApiSession<'_>, arg: &RequestArg) 
             format!("/v1/devices/{}/online", d.render(device)).into_bytes()
         }
         PathArg::Inspect => b"/v1/inspect".to_vec(),
+        PathArg::PageIdentities => b"/v1/page/identities".to_vec(),
+        PathArg::PageAddBrowser { app, identity } => format!(
+            "/v1/page/apps/{}/identities/{}/browser-devices",
+            app.render(APP_NAME),
+            identity.render(IDENTITY_ID)
+        )
+        .into_bytes(),
+        PathArg::PageDecisions { device: d, since } => {
+            let mut path = format!(
+                "/v1/page/devices/{}/decisions",
+                d.render(session.browser_device_id())
+            );
+            if let Some(since) = since {
+                path.push_str(&format!("?since={since}"));
+            }
+            path.into_bytes()
+        }
+        PathArg::Asset(asset) => ASSET_PATHS[match asset {
+            AssetArg::Index => 0,
+            AssetArg::Script => 1,
+            AssetArg::Style => 2,
+            AssetArg::Icon => 3,
+        }]
+        .to_vec(),
         PathArg::Raw(bytes) => bytes.clone(),
     };
     if let Some(query) = &arg.query {
-        path.push(b'?');
+        path.push(if path.contains(&b'?') { b'&' } else { b'?' });
         path.extend_from_slice(percent_encode(query.as_bytes()).as_bytes());
     }
+    let path_only = path.split(|&b| b == b'?').next().unwrap_or_default();
+    let is_asset = ASSET_PATHS.contains(&path_only);
 
     let mut headers: Vec<(&[u8], Vec<u8>)> = Vec::new();
     let host = match &arg.host {
@@ -308,7 +357,8 @@ fn send(session: &noxy_devrelay::fuzzing::HttpApiSession<'_>, arg: &RequestArg) 
         String::from_utf8_lossy(&path)
     );
     let is_head = method == b"HEAD";
-    if !is_head {
+    // The page's files are not JSON; their refusals are checked below.
+    if !is_head && !is_asset {
         let content_type = response.content_type.as_deref().unwrap_or_default();
         assert!(
             content_type.starts_with(b"application/json"),
@@ -361,6 +411,8 @@ fn send(session: &noxy_devrelay::fuzzing::HttpApiSession<'_>, arg: &RequestArg) 
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
         let expected = if !host_ok {
             Some(403)
+        } else if is_asset {
+            (method == b"GET").then_some(200)
         } else if !auth_ok {
             Some(401)
         } else if method == b"POST" && !json_ok {

@@ -114,6 +114,24 @@ unsafe fn send_args(
     })
 }
 
+/// # Safety
+/// As for `noxy_send_and_wait`.
+unsafe fn send_and_wait_args(
+    client: &noxy_client,
+    identity_id: *const c_char,
+    payload_json: *const c_char,
+    payload_len: usize,
+    send_options: *const noxy_send_options,
+    wait_options: *const noxy_wait_options,
+) -> Result<(SendArgs, WaitOptions), crate::Error> {
+    // SAFETY: forwarded contract on every pointer.
+    let send = unsafe { send_args(client, identity_id, payload_json, payload_len, send_options) }?;
+    // SAFETY: forwarded contract.
+    let wait = unsafe { self::wait_options(wait_options) };
+    wait.validate()?;
+    Ok((send, wait))
+}
+
 struct WaitArgs {
     decision_id: String,
     identity_id: String,
@@ -203,11 +221,16 @@ pub unsafe extern "C" fn noxy_send_and_wait(
         // SAFETY: forwarded contract on every pointer.
         let client = unsafe { client_arg(client) }?;
         // SAFETY: forwarded contract.
-        let send =
-            unsafe { send_args(client, identity_id, payload_json, payload_len, send_options) }?;
-        // SAFETY: forwarded contract.
-        let wait = unsafe { self::wait_options(wait_options) };
-        wait.validate()?;
+        let (send, wait) = unsafe {
+            send_and_wait_args(
+                client,
+                identity_id,
+                payload_json,
+                payload_len,
+                send_options,
+                wait_options,
+            )
+        }?;
         // SAFETY: forwarded contract: NULL or writable for the duration of the call.
         let out = unsafe { out_arg(out_result, "out_result") }?;
         let done = client.block_on(client.client.clone().send_and_wait_owned(
@@ -253,11 +276,16 @@ pub unsafe extern "C" fn noxy_send_and_wait_async(
         // SAFETY: forwarded contract on every pointer.
         let client = unsafe { client_arg(client) }?;
         // SAFETY: forwarded contract.
-        let send =
-            unsafe { send_args(client, identity_id, payload_json, payload_len, send_options) }?;
-        // SAFETY: forwarded contract.
-        let mut wait = unsafe { self::wait_options(wait_options) };
-        wait.validate()?;
+        let (send, mut wait) = unsafe {
+            send_and_wait_args(
+                client,
+                identity_id,
+                payload_json,
+                payload_len,
+                send_options,
+                wait_options,
+            )
+        }?;
         let core = client.client.clone();
         // Combinators, not an async block: the operation's task then holds one copy of the
         // long-lived wait state, not a second one of its captured inputs.

@@ -421,8 +421,9 @@ pub unsafe extern "C" fn noxy_config_set_shared_runtime(
 /// `callback` (up to `max_level`) instead of the process-wide one (`noxy_set_log_callback`),
 /// so that two components in one process each get their own logs. The callback rules are
 /// those of `noxy_log_callback`. A NULL `callback` or `NOXY_LOG_OFF` removes it (the clients
-/// then use the process-wide callback). A `max_level` outside 0..5 is
-/// `NOXY_ERROR_INVALID_ARGUMENT`, and then the library takes nothing.
+/// then use the process-wide callback), and then the library takes nothing: `free_user_data`
+/// is never called for this `user_data`. A `max_level` outside 0..5 is
+/// `NOXY_ERROR_INVALID_ARGUMENT`, and then too the library takes nothing.
 ///
 /// Ownership of `user_data`: once set, the library calls `free_user_data(user_data)` (unless
 /// NULL) exactly once, on any thread, after the config has been freed or given another

@@ -56,6 +56,15 @@ if [ "$mode" = plain ]; then
     "$CC" -std=c99 -Wall -Wextra -Werror tests/c/header_check.c \
       $(PKG_CONFIG_PATH="$out/pkgconfig" pkg-config --cflags --libs noxy) -o "$out/pc_check"
     echo "pkg-config noxy $(PKG_CONFIG_PATH="$out/pkgconfig" pkg-config --modversion noxy): builds and links"
+    # shellcheck disable=SC2046
+    "$CC" -std=c99 -Wall -Wextra -Werror tests/c/header_check.c \
+      $(PKG_CONFIG_PATH="$out/pkgconfig" pkg-config --cflags --libs noxy-static) -o "$out/pc_static_check"
+    if readelf -d "$out/pc_static_check" | grep -q 'NEEDED.*libnoxy'; then
+      echo "pkg-config noxy-static links a shared libnoxy" >&2
+      exit 1
+    fi
+    "$out/pc_static_check"
+    echo "pkg-config noxy-static: links libnoxy.a, needs no libnoxy.so"
   else
     echo "pkg-config not installed: skipped"
   fi
