@@ -1045,6 +1045,27 @@ impl Outs {
     }
 }
 
+/// Calls the blocking form of a call with an output slot (NULL when `null_out`), and checks
+/// that a failed call left the slot untouched.
+fn blocking<T>(
+    null_out: bool,
+    name: &str,
+    call: impl FnOnce(*mut *mut T) -> *mut noxy_error,
+) -> *mut noxy_error {
+    let sentinel = NonNull::<T>::dangling().as_ptr();
+    let mut out = sentinel;
+    let out_ptr = if null_out {
+        ptr::null_mut()
+    } else {
+        &mut out as *mut _
+    };
+    let error = call(out_ptr);
+    if out != sentinel {
+        violation(&format!("{name} wrote its output on failure"));
+    }
+    error
+}
+
 /// # Safety
 /// Live options objects.
 unsafe fn call(
@@ -1100,25 +1121,16 @@ unsafe fn call(
                 let checks = !client.is_null() && id.is_plain() && payload_ok && mode_ok(*mode);
                 let error = match *mode {
                     Mode::Blocking { null_out } => {
-                        let sentinel = NonNull::<noxy_send_result>::dangling().as_ptr();
-                        let mut out = sentinel;
-                        let out_ptr = if null_out {
-                            ptr::null_mut()
-                        } else {
-                            &mut out as *mut _
-                        };
-                        let error = noxy_send_decision(
-                            client,
-                            id.ptr(),
-                            body.ptr(),
-                            body.len,
-                            send_opts(*options),
-                            out_ptr,
-                        );
-                        if out != sentinel {
-                            violation("noxy_send_decision wrote its output on failure");
-                        }
-                        error
+                        blocking::<noxy_send_result>(null_out, "noxy_send_decision", |out_ptr| {
+                            noxy_send_decision(
+                                client,
+                                id.ptr(),
+                                body.ptr(),
+                                body.len,
+                                send_opts(*options),
+                                out_ptr,
+                            )
+                        })
                     }
                     Mode::Async { null_callback, .. } => noxy_send_decision_async(
                         client,
@@ -1146,28 +1158,21 @@ unsafe fn call(
                 let payload_ok = body.is_valid();
                 let checks = !client.is_null() && id.is_plain() && payload_ok && mode_ok(*mode);
                 let error = match *mode {
-                    Mode::Blocking { null_out } => {
-                        let sentinel = NonNull::<noxy_decision_result>::dangling().as_ptr();
-                        let mut out = sentinel;
-                        let out_ptr = if null_out {
-                            ptr::null_mut()
-                        } else {
-                            &mut out as *mut _
-                        };
-                        let error = noxy_send_and_wait(
-                            client,
-                            id.ptr(),
-                            body.ptr(),
-                            body.len,
-                            send_opts(*send_options),
-                            wait_opts(*wait_options),
-                            out_ptr,
-                        );
-                        if out != sentinel {
-                            violation("noxy_send_and_wait wrote its output on failure");
-                        }
-                        error
-                    }
+                    Mode::Blocking { null_out } => blocking::<noxy_decision_result>(
+                        null_out,
+                        "noxy_send_and_wait",
+                        |out_ptr| {
+                            noxy_send_and_wait(
+                                client,
+                                id.ptr(),
+                                body.ptr(),
+                                body.len,
+                                send_opts(*send_options),
+                                wait_opts(*wait_options),
+                                out_ptr,
+                            )
+                        },
+                    ),
                     Mode::Async { null_callback, .. } => noxy_send_and_wait_async(
                         client,
                         id.ptr(),
@@ -1198,26 +1203,19 @@ unsafe fn call(
                 let checks =
                     !client.is_null() && decision.is_plain() && id.is_plain() && mode_ok(*mode);
                 let error = match *mode {
-                    Mode::Blocking { null_out } => {
-                        let sentinel = NonNull::<noxy_decision_result>::dangling().as_ptr();
-                        let mut out = sentinel;
-                        let out_ptr = if null_out {
-                            ptr::null_mut()
-                        } else {
-                            &mut out as *mut _
-                        };
-                        let error = noxy_wait_for_outcome(
-                            client,
-                            decision.ptr(),
-                            id.ptr(),
-                            wait_opts(*options),
-                            out_ptr,
-                        );
-                        if out != sentinel {
-                            violation("noxy_wait_for_outcome wrote its output on failure");
-                        }
-                        error
-                    }
+                    Mode::Blocking { null_out } => blocking::<noxy_decision_result>(
+                        null_out,
+                        "noxy_wait_for_outcome",
+                        |out_ptr| {
+                            noxy_wait_for_outcome(
+                                client,
+                                decision.ptr(),
+                                id.ptr(),
+                                wait_opts(*options),
+                                out_ptr,
+                            )
+                        },
+                    ),
                     Mode::Async { null_callback, .. } => noxy_wait_for_outcome_async(
                         client,
                         decision.ptr(),
@@ -1245,21 +1243,13 @@ unsafe fn call(
                 let checks =
                     !client.is_null() && decision.is_plain() && id.is_plain() && mode_ok(*mode);
                 let error = match *mode {
-                    Mode::Blocking { null_out } => {
-                        let sentinel = NonNull::<noxy_decision_result>::dangling().as_ptr();
-                        let mut out = sentinel;
-                        let out_ptr = if null_out {
-                            ptr::null_mut()
-                        } else {
-                            &mut out as *mut _
-                        };
-                        let error =
-                            noxy_get_decision_outcome(client, decision.ptr(), id.ptr(), out_ptr);
-                        if out != sentinel {
-                            violation("noxy_get_decision_outcome wrote its output on failure");
-                        }
-                        error
-                    }
+                    Mode::Blocking { null_out } => blocking::<noxy_decision_result>(
+                        null_out,
+                        "noxy_get_decision_outcome",
+                        |out_ptr| {
+                            noxy_get_decision_outcome(client, decision.ptr(), id.ptr(), out_ptr)
+                        },
+                    ),
                     Mode::Async { null_callback, .. } => noxy_get_decision_outcome_async(
                         client,
                         decision.ptr(),
@@ -1280,18 +1270,9 @@ unsafe fn call(
                 let checks = !client.is_null() && mode_ok(*mode);
                 let error = match *mode {
                     Mode::Blocking { null_out } => {
-                        let sentinel = NonNull::<noxy_quota>::dangling().as_ptr();
-                        let mut out = sentinel;
-                        let out_ptr = if null_out {
-                            ptr::null_mut()
-                        } else {
-                            &mut out as *mut _
-                        };
-                        let error = noxy_get_quota(client, out_ptr);
-                        if out != sentinel {
-                            violation("noxy_get_quota wrote its output on failure");
-                        }
-                        error
+                        blocking::<noxy_quota>(null_out, "noxy_get_quota", |out_ptr| {
+                            noxy_get_quota(client, out_ptr)
+                        })
                     }
                     Mode::Async { null_callback, .. } => noxy_get_quota_async(
                         client,
@@ -1312,18 +1293,9 @@ unsafe fn call(
                 let checks = !client.is_null() && id.is_plain() && mode_ok(*mode);
                 let error = match *mode {
                     Mode::Blocking { null_out } => {
-                        let sentinel = NonNull::<noxy_devices>::dangling().as_ptr();
-                        let mut out = sentinel;
-                        let out_ptr = if null_out {
-                            ptr::null_mut()
-                        } else {
-                            &mut out as *mut _
-                        };
-                        let error = noxy_get_identity_devices(client, id.ptr(), out_ptr);
-                        if out != sentinel {
-                            violation("noxy_get_identity_devices wrote its output on failure");
-                        }
-                        error
+                        blocking::<noxy_devices>(null_out, "noxy_get_identity_devices", |out_ptr| {
+                            noxy_get_identity_devices(client, id.ptr(), out_ptr)
+                        })
                     }
                     Mode::Async { null_callback, .. } => noxy_get_identity_devices_async(
                         client,

@@ -49,15 +49,31 @@ impl Segment {
 
 #[derive(Debug, Arbitrary)]
 enum PathArg {
-    Register { app: Segment, identity: Segment },
-    List { device: Segment },
-    Resolve { device: Segment, decision: Segment },
-    Online { device: Segment },
+    Register {
+        app: Segment,
+        identity: Segment,
+    },
+    List {
+        device: Segment,
+    },
+    Resolve {
+        device: Segment,
+        decision: Segment,
+    },
+    Online {
+        device: Segment,
+    },
     Inspect,
     PageIdentities,
-    PageAddBrowser { app: Segment, identity: Segment },
+    PageAddBrowser {
+        app: Segment,
+        identity: Segment,
+    },
     /// The page's inbox of a device (known: the browser device), a long poll with `since`.
-    PageDecisions { device: Segment, since: Option<u64> },
+    PageDecisions {
+        device: Segment,
+        since: Option<u64>,
+    },
     Asset(AssetArg),
     Raw(Vec<u8>),
 }

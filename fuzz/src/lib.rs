@@ -11,8 +11,11 @@ pub mod devrelay_http;
 pub mod json_check;
 pub mod payload;
 
-/// The targets and their corpus folders (`corpus/<name>/`), for the replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target: its name (and corpus folder, `corpus/<name>/`) and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target, for the replay.
+pub const TARGETS: &[Target] = &[
     ("payload", payload::run),
     ("answers", answers::run),
     ("answers_structured", answers::run_structured),
