@@ -33,6 +33,8 @@ pub mod config;
 mod device;
 mod error;
 mod faults;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod grpc_server;
 mod http_api;
 mod page;

@@ -1,0 +1,4 @@
+#![no_main]
+//! Fuzz target `answers_structured`: see `noxy_fuzz::answers`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| noxy_fuzz::answers::run_structured(data));
