@@ -122,7 +122,7 @@ test-install: lib
 ## decision expires after 2 minutes); stops the relay.
 demo-browser: examples
 	$(CARGO) build --release -p noxy-devrelay
-	$(ROOT)/examples-c/demo-browser.sh $(ROOT)/examples-c/build/blocking
+	$(ROOT)/examples-c/demo.sh --browser $(ROOT)/examples-c/build/blocking
 
 ## test-rust: formatting, lints, and every Rust test of the workspace (unit, integration, devrelay).
 test-rust:

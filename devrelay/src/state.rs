@@ -785,6 +785,16 @@ fn validate_route(req: &RouteDecisionRequest) -> Result<(), String> {
     Ok(())
 }
 
+/// The identity id a device is added to: 1 to 512 bytes.
+fn check_identity_id(identity_id: &str) -> Result<(), RegisterError> {
+    if identity_id.is_empty() || identity_id.len() > 512 {
+        return Err(RegisterError::Invalid(
+            "identity_id must be 1 to 512 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn new_device_id() -> String {
     format!("dev-{}", uuid::Uuid::new_v4())
 }
@@ -1107,11 +1117,7 @@ impl Relay {
         pq_public_key: Vec<u8>,
         public_key: Option<Vec<u8>>,
     ) -> Result<String, RegisterError> {
-        if identity_id.is_empty() || identity_id.len() > 512 {
-            return Err(RegisterError::Invalid(
-                "identity_id must be 1 to 512 bytes".into(),
-            ));
-        }
+        check_identity_id(identity_id)?;
         device::validate_public_key(&pq_public_key).map_err(RegisterError::Invalid)?;
         if let Some(pk) = &public_key {
             if pk.is_empty() || pk.len() > 1024 {
@@ -1120,6 +1126,21 @@ impl Relay {
                 ));
             }
         }
+        let public_key = public_key.unwrap_or_else(device::random_classical_key);
+        self.add_counted_device(app_name, identity_id, public_key, pq_public_key, None)
+    }
+
+    /// Adds a device that counts against the app's limit of registered devices (one
+    /// registered over HTTP, or a browser device) to an identity, created when new, and
+    /// writes it through; returns its id.
+    fn add_counted_device(
+        &self,
+        app_name: &str,
+        identity_id: &str,
+        public_key: Vec<u8>,
+        pq_public_key: Vec<u8>,
+        sim: Option<SimDevice>,
+    ) -> Result<String, RegisterError> {
         let Some(&app) = self.app_names.get(app_name) else {
             return Err(RegisterError::UnknownApp);
         };
@@ -1156,10 +1177,10 @@ impl Relay {
             Device {
                 app,
                 identity_id: identity_id.to_string(),
-                public_key: public_key.unwrap_or_else(device::random_classical_key),
+                public_key,
                 pq_public_key,
                 online: true,
-                sim: None,
+                sim,
                 inbox: BTreeMap::new(),
                 queued: BTreeSet::new(),
             },
@@ -1454,70 +1475,21 @@ impl Relay {
     }
 
     /// Adds a `browser` device, whose key pair the relay holds, to an identity (created when
-    /// new); returns its id. Counted like a device registered over HTTP.
+    /// new); returns its id. Counted like a device registered over HTTP, and persisted like
+    /// every simulated device (its key pair's seed and its policy).
     pub fn add_browser_device(
         &self,
         app_name: &str,
         identity_id: &str,
     ) -> Result<String, RegisterError> {
-        if identity_id.is_empty() || identity_id.len() > 512 {
-            return Err(RegisterError::Invalid(
-                "identity_id must be 1 to 512 bytes".into(),
-            ));
-        }
-        let Some(&app) = self.app_names.get(app_name) else {
-            return Err(RegisterError::UnknownApp);
-        };
+        check_identity_id(identity_id)?;
         let (secret, pq_public_key) = device::generate_keypair();
-        let id = new_device_id();
-        let mut st = lock(&self.state);
-        let limits = st.limits.clone();
-        let app_state = &mut st.apps[app];
-        if app_state.registered >= limits.max_registered_devices_per_app {
-            return Err(RegisterError::Limit(format!(
-                "app {app_name:?} already has {} registered devices (the relay's limit)",
-                app_state.registered
-            )));
-        }
-        let devices = app_state
-            .identities
-            .get(identity_id)
-            .map_or(0, |ids| ids.len());
-        if devices >= limits.max_devices_per_identity {
-            return Err(RegisterError::Limit(format!(
-                "identity {identity_id:?} already has {devices} devices (the relay's limit)"
-            )));
-        }
-        app_state.registered += 1;
-        app_state
-            .identities
-            .entry(identity_id.to_string())
-            .or_default()
-            .push(id.clone());
-        // Persisted like every simulated device: its key pair's seed and its policy.
-        st.persist
-            .mark(Dirty::Identity(app, identity_id.to_string()));
-        st.persist.mark(Dirty::Device(id.clone()));
-        st.devices.insert(
-            id.clone(),
-            Device {
-                app,
-                identity_id: identity_id.to_string(),
-                public_key: device::random_classical_key(),
-                pq_public_key,
-                online: true,
-                sim: Some(SimDevice {
-                    secret: Arc::new(secret),
-                    policy: DevicePolicy::Browser,
-                }),
-                inbox: BTreeMap::new(),
-                queued: BTreeSet::new(),
-            },
-        );
-        let _ = self.commit(&mut st);
-        let wake = Self::unlock(st);
-        self.changed(wake);
-        Ok(id)
+        let sim = SimDevice {
+            secret: Arc::new(secret),
+            policy: DevicePolicy::Browser,
+        };
+        let public_key = device::random_classical_key();
+        self.add_counted_device(app_name, identity_id, public_key, pq_public_key, Some(sim))
     }
 
     /// The decisions delivered to a `browser` device (not those still queued), in routing
