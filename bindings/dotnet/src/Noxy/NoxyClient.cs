@@ -707,6 +707,9 @@ namespace Noxy
         {
             try
             {
+                // Often the first managed call of its thread: a worker of the shared runtime
+                // dropping a client's logger, which would otherwise keep Mono from exiting.
+                MarkBackground();
                 GCHandle.FromIntPtr(userData).Free();
             }
             catch
