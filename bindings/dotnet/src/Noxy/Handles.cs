@@ -27,11 +27,11 @@ namespace Noxy
 
         protected override bool ReleaseHandle()
         {
+            Native.noxy_free(handle);
             if (_liveId != 0)
             {
                 LiveClients.Remove(_liveId);
             }
-            Native.noxy_free(handle);
             return true;
         }
     }

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Threading;
 
 namespace Noxy
 {
@@ -16,6 +17,11 @@ namespace Noxy
     /// exit forever. So, at that point, every client still alive is closed, drained (no callback
     /// runs any more, so none enters a runtime that is shutting down) and released. Clients
     /// disposed or finalized before are no longer listed; the list holds them weakly.
+    ///
+    /// A client that a blocking call on another thread is inside is released by that thread,
+    /// when the call (ended by the close) returns. Mono aborts that thread right after the exit
+    /// handlers, possibly before it released the client, whose threads would then live on; so
+    /// the handler also waits for those releases.
     /// </remarks>
     internal static class LiveClients
     {
@@ -44,40 +50,40 @@ namespace Noxy
             }
         }
 
-        /// <summary>Called when a client is released (Dispose or finalizer).</summary>
+        /// <summary>Called once a client was released (Dispose, finalizer, or the last blocking call).</summary>
         internal static void Remove(long id)
         {
             lock (Lock)
             {
                 Clients.Remove(id);
+                Monitor.PulseAll(Lock);
             }
         }
 
         private static void OnExit(object sender, EventArgs e)
         {
-            var live = new List<ClientHandle>();
+            var live = new List<KeyValuePair<long, ClientHandle>>();
             lock (Lock)
             {
-                foreach (WeakReference reference in Clients.Values)
+                foreach (KeyValuePair<long, WeakReference> entry in Clients)
                 {
-                    var client = reference.Target as ClientHandle;
+                    var client = entry.Value.Target as ClientHandle;
                     if (client != null)
                     {
-                        live.Add(client);
+                        live.Add(new KeyValuePair<long, ClientHandle>(entry.Key, client));
                     }
                 }
             }
             Stopwatch elapsed = Stopwatch.StartNew();
-            foreach (ClientHandle client in live)
+            foreach (KeyValuePair<long, ClientHandle> entry in live)
             {
+                ClientHandle client = entry.Value;
                 try
                 {
                     using (Native.noxy_client_close(client))
                     {
                     }
-                    TimeSpan left = ExitBudget - elapsed.Elapsed;
-                    ulong leftMs = left > TimeSpan.Zero ? (ulong)left.TotalMilliseconds : 0UL;
-                    using (Native.noxy_client_drain(client, leftMs))
+                    using (Native.noxy_client_drain(client, MillisecondsLeft(elapsed)))
                     {
                     }
                 }
@@ -87,6 +93,27 @@ namespace Noxy
                 }
                 client.Dispose();
             }
+            // The clients still listed are held by blocking calls that the close has ended.
+            lock (Lock)
+            {
+                foreach (KeyValuePair<long, ClientHandle> entry in live)
+                {
+                    while (Clients.ContainsKey(entry.Key))
+                    {
+                        ulong left = MillisecondsLeft(elapsed);
+                        if (left == 0 || !Monitor.Wait(Lock, TimeSpan.FromMilliseconds(left)))
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+
+        private static ulong MillisecondsLeft(Stopwatch elapsed)
+        {
+            TimeSpan left = ExitBudget - elapsed.Elapsed;
+            return left > TimeSpan.Zero ? (ulong)left.TotalMilliseconds : 0UL;
         }
     }
 }
