@@ -2,9 +2,10 @@
 
 mod common;
 
+use common::{wait_for_ready_file, Child};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_noxy-devrelay");
 
@@ -61,15 +62,6 @@ fn bad_flags_fail_cleanly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--app"));
 }
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the binary on port 0 and waits (bounded) for its ready file; returns the child
 /// (its stdout piped), the ready file's JSON and the token line the binary printed.
 fn spawn(state: &std::path::Path, ready: &std::path::Path) -> (Child, serde_json::Value, String) {
@@ -92,7 +84,7 @@ fn spawn(state: &std::path::Path, ready: &std::path::Path) -> (Child, serde_json
         .spawn()
         .expect("spawns");
     let mut child = Child(child);
-    let json = wait_for_ready_file(ready);
+    let json = wait_for_ready_file(ready, None);
     // The banner is printed before the ready file is written, so these lines are there.
     let stdout = child.0.stdout.take().expect("piped");
     let token_line = BufReader::new(stdout)
@@ -101,17 +93,6 @@ fn spawn(state: &std::path::Path, ready: &std::path::Path) -> (Child, serde_json
         .find(|l| l.trim_start().starts_with("token:"))
         .expect("the banner shows the token");
     (child, json, token_line)
-}
-
-fn wait_for_ready_file(ready: &std::path::Path) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(ready) {
-            return serde_json::from_str(&text).expect("ready file is JSON");
-        }
-        assert!(Instant::now() < deadline, "no ready file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn mode(path: impl AsRef<std::path::Path>) -> u32 {
@@ -215,7 +196,7 @@ fn a_non_loopback_address_needs_the_flag_and_then_a_warning() {
         .spawn()
         .expect("spawns");
     let mut child = Child(child);
-    let info = wait_for_ready_file(&ready);
+    let info = wait_for_ready_file(&ready, None);
     assert!(info["http_url"]
         .as_str()
         .unwrap()

@@ -14,15 +14,6 @@ use noxy_devrelay::proto::{DecisionOutcome, DeliveryStatus};
 const BIN: &str = env!("CARGO_BIN_EXE_noxy-devrelay");
 const TOKEN: &str = "tok-b";
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn(state: &Path, ready: &Path, listen: &str, http_listen: &str) -> Child {
     let child = Command::new(BIN)
         .args(["--listen", listen, "--http-listen", http_listen])
@@ -49,23 +40,6 @@ fn spawn(state: &Path, ready: &Path, listen: &str, http_listen: &str) -> Child {
         .spawn()
         .expect("spawns");
     Child(child)
-}
-
-/// Waits (bounded) for a ready file whose token is not `stale` (the one of a killed run).
-fn wait_for_ready_file(ready: &Path, stale: Option<&str>) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(json) = std::fs::read_to_string(ready)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        {
-            if json["http_token"].as_str() != stale {
-                return json;
-            }
-        }
-        assert!(Instant::now() < deadline, "no fresh ready file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Every device of `identity`: (device id, ML-KEM public key).

@@ -286,3 +286,32 @@ pub async fn http_with(
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, json)
 }
+
+/// A child process (the relay binary) killed and reaped when dropped, so that a failing test
+/// leaves no relay behind.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (bounded) for the binary's ready file, skipping one whose `http_token` is `stale` (the
+/// file a killed run left behind).
+pub fn wait_for_ready_file(ready: &std::path::Path, stale: Option<&str>) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(json) = std::fs::read_to_string(ready)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        {
+            if json["http_token"].as_str() != stale {
+                return json;
+            }
+        }
+        assert!(Instant::now() < deadline, "no fresh ready file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
